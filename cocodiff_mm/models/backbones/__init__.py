@@ -1,0 +1,4 @@
+"""Skeleton backbones that mmaction2 does not install."""
+from .ctrgcn import CTRGCN
+
+__all__ = ['CTRGCN']

@@ -1,0 +1,381 @@
+"""CTR-GCN: channel-wise topology refinement graph convolution.
+
+Written from Chen et al., "Channel-wise Topology Refinement Graph Convolution
+for Skeleton-Based Action Recognition", ICCV 2021. mmaction2 1.2.0 does not
+install a CTR-GCN (it lives only in the upstream repository's ``projects/``),
+so we provide one with the input/output contract of mmaction2's ``STGCN``:
+input ``(N, M, T, V, C)``, output ``(N, M, C', T', V)``, so that
+``RecognizerGCN`` and ``GCNHead`` use it unchanged.
+"""
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from mmaction.models.utils import Graph
+from mmaction.registry import MODELS
+from mmengine.model import BaseModule
+
+
+def _init_conv(conv: nn.Conv2d) -> None:
+    """Kaiming-normal (fan-out) weights and zero bias, as in the paper's code."""
+    nn.init.kaiming_normal_(conv.weight, mode='fan_out')
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def _init_bn(bn: nn.BatchNorm2d, scale: float = 1.0) -> None:
+    """Constant BN scale and zero shift."""
+    nn.init.constant_(bn.weight, scale)
+    nn.init.zeros_(bn.bias)
+
+
+class TopologyRefinement(nn.Module):
+    """Channel-wise topology refinement graph convolution (CTR-GC).
+
+    Models a shared topology ``A`` plus channel-specific correlations: two
+    1x1 projections, pooled over time, give pairwise joint relations per
+    (reduced) channel that a third 1x1 conv expands to every output channel.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        rel_reduction (int): Reduction ratio of the relation channels.
+            Defaults to 8.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 rel_reduction: int = 8) -> None:
+        super().__init__()
+        # Raw coordinates (3 or 9 channels) are too few to reduce.
+        rel_channels = 8 if in_channels <= 16 else in_channels // rel_reduction
+        self.query = nn.Conv2d(in_channels, rel_channels, 1)
+        self.key = nn.Conv2d(in_channels, rel_channels, 1)
+        self.value = nn.Conv2d(in_channels, out_channels, 1)
+        self.expand = nn.Conv2d(rel_channels, out_channels, 1)
+        self.tanh = nn.Tanh()
+
+    def forward(self, x: torch.Tensor, adjacency: torch.Tensor,
+                alpha: torch.Tensor) -> torch.Tensor:
+        """Refine ``adjacency`` per channel and aggregate ``x`` with it.
+
+        Args:
+            x (Tensor): Features of shape (N, C, T, V).
+            adjacency (Tensor): Shared topology of shape (V, V).
+            alpha (Tensor): Scale of the channel-specific refinement.
+
+        Returns:
+            Tensor: Features of shape (N, C_out, T, V).
+        """
+        query = self.query(x).mean(-2)
+        key = self.key(x).mean(-2)
+        relation = self.tanh(query.unsqueeze(-1) - key.unsqueeze(-2))
+        topology = self.expand(relation) * alpha + adjacency[None, None]
+        return torch.einsum('ncuv,nctv->nctu', topology, self.value(x))
+
+
+class CTRGraphConv(nn.Module):
+    """Spatial unit: one CTR-GC per adjacency subset, summed, BN, residual.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        adjacency (Tensor): Adjacency subsets of shape (K, V, V).
+        adaptive (bool): Whether the shared topology is learned.
+            Defaults to True.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 adjacency: torch.Tensor,
+                 adaptive: bool = True) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            TopologyRefinement(in_channels, out_channels)
+            for _ in range(adjacency.size(0)))
+        if adaptive:
+            self.adjacency = nn.Parameter(adjacency.clone())
+        else:
+            self.register_buffer('adjacency', adjacency.clone())
+        self.alpha = nn.Parameter(torch.zeros(1))
+        if in_channels != out_channels:
+            self.down = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1),
+                nn.BatchNorm2d(out_channels))
+        else:
+            self.down = nn.Identity()
+        self.bn = nn.BatchNorm2d(out_channels)
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V) -> (N, C_out, T, V)."""
+        out = sum(
+            conv(x, self.adjacency[i], self.alpha)
+            for i, conv in enumerate(self.convs))
+        return self.relu(self.bn(out) + self.down(x))
+
+
+class TemporalConv(nn.Sequential):
+    """Dilated temporal convolution (k x 1) followed by BN."""
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int,
+                 stride: int = 1,
+                 dilation: int = 1) -> None:
+        padding = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
+        super().__init__(
+            nn.Conv2d(
+                in_channels,
+                out_channels, (kernel_size, 1),
+                stride=(stride, 1),
+                padding=(padding, 0),
+                dilation=(dilation, 1)), nn.BatchNorm2d(out_channels))
+
+
+class MultiScaleTemporalConv(nn.Module):
+    """Multi-scale TCN: dilated branches, a max-pool branch and a 1x1 branch.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels, split evenly over the branches.
+        kernel_size (int): Temporal kernel of the dilated branches.
+            Defaults to 5.
+        stride (int): Temporal stride. Defaults to 1.
+        dilations (Sequence[int]): One dilated branch per value.
+            Defaults to ``(1, 2)``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 5,
+                 stride: int = 1,
+                 dilations: Sequence[int] = (1, 2)) -> None:
+        super().__init__()
+        num_branches = len(dilations) + 2
+        if out_channels % num_branches:
+            raise ValueError(f'out_channels={out_channels} must be divisible '
+                             f'by the {num_branches} TCN branches')
+        branch = out_channels // num_branches
+
+        def reduce() -> list:
+            return [
+                nn.Conv2d(in_channels, branch, 1),
+                nn.BatchNorm2d(branch),
+                nn.ReLU(inplace=True)
+            ]
+
+        branches = [
+            nn.Sequential(*reduce(),
+                          TemporalConv(branch, branch, kernel_size, stride,
+                                       dilation)) for dilation in dilations
+        ]
+        branches.append(
+            nn.Sequential(*reduce(),
+                          nn.MaxPool2d((3, 1),
+                                       stride=(stride, 1),
+                                       padding=(1, 0)),
+                          nn.BatchNorm2d(branch)))
+        branches.append(
+            nn.Sequential(
+                nn.Conv2d(in_channels, branch, 1, stride=(stride, 1)),
+                nn.BatchNorm2d(branch)))
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V) -> (N, C_out, T // stride, V)."""
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class CTRGCNBlock(nn.Module):
+    """One CTR-GCN block: CTR graph conv, multi-scale TCN, residual, ReLU.
+
+    Args:
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        adjacency (Tensor): Adjacency subsets of shape (K, V, V).
+        stride (int): Temporal stride. Defaults to 1.
+        residual (bool): Whether the block has a residual path.
+            Defaults to True.
+        adaptive (bool): Whether the shared topology is learned.
+            Defaults to True.
+        kernel_size (int): Temporal kernel size. Defaults to 5.
+        dilations (Sequence[int]): TCN dilations. Defaults to ``(1, 2)``.
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 adjacency: torch.Tensor,
+                 stride: int = 1,
+                 residual: bool = True,
+                 adaptive: bool = True,
+                 kernel_size: int = 5,
+                 dilations: Sequence[int] = (1, 2)) -> None:
+        super().__init__()
+        self.gcn = CTRGraphConv(in_channels, out_channels, adjacency,
+                                adaptive)
+        self.tcn = MultiScaleTemporalConv(out_channels, out_channels,
+                                          kernel_size, stride, dilations)
+        self.relu = nn.ReLU(inplace=True)
+        if not residual:
+            self.residual = None
+        elif in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        else:
+            self.residual = TemporalConv(in_channels, out_channels, 1, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V) -> (N, C_out, T // stride, V)."""
+        out = self.tcn(self.gcn(x))
+        if self.residual is not None:
+            out = out + self.residual(x)
+        return self.relu(out)
+
+
+@MODELS.register_module()
+class CTRGCN(BaseModule):
+    """CTR-GCN backbone (Chen et al., ICCV 2021).
+
+    Ten blocks with 64-64-64-64-128-128-128-256-256-256 channels (for
+    ``base_channels=64``) and temporal stride 2 at blocks 5 and 8; about
+    1.46 M parameters with a 60-class ``GCNHead``.
+
+    Args:
+        graph_cfg (dict): Config of mmaction2's ``Graph``; CTR-GCN uses the
+            3-subset ``mode='spatial'`` adjacency.
+        in_channels (int): Channels of the input coordinates.
+            Defaults to 3.
+        base_channels (int): Channels of the first blocks. Defaults to 64.
+        num_person (int): Persons per sample, used by the ``'MVC'`` data BN.
+            Defaults to 2.
+        data_bn_type (str): ``'MVC'`` (per person, joint and coordinate, as
+            in the paper), ``'VC'`` (shared over persons) or ``'none'``.
+            Defaults to ``'MVC'``.
+        num_stages (int): Number of blocks. Defaults to 10.
+        inflate_stages (Sequence[int]): 1-based blocks that double the
+            channels. Defaults to ``(5, 8)``.
+        down_stages (Sequence[int]): 1-based blocks with temporal stride 2.
+            Defaults to ``(5, 8)``.
+        adaptive (bool): Learn the shared topology. Defaults to True.
+        tcn_kernel_size (int): Temporal kernel size. Defaults to 5.
+        tcn_dilations (Sequence[int]): TCN dilations. Defaults to ``(1, 2)``.
+        init_cfg (dict, optional): Unused by default: :meth:`init_weights`
+            applies the paper's initialisation. Defaults to None.
+    """
+
+    def __init__(self,
+                 graph_cfg: Dict,
+                 in_channels: int = 3,
+                 base_channels: int = 64,
+                 num_person: int = 2,
+                 data_bn_type: str = 'MVC',
+                 num_stages: int = 10,
+                 inflate_stages: Sequence[int] = (5, 8),
+                 down_stages: Sequence[int] = (5, 8),
+                 adaptive: bool = True,
+                 tcn_kernel_size: int = 5,
+                 tcn_dilations: Sequence[int] = (1, 2),
+                 init_cfg: Optional[Dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.graph = Graph(**graph_cfg)
+        adjacency = torch.tensor(self.graph.A, dtype=torch.float32)
+        num_joints = adjacency.size(-1)
+        self.in_channels = in_channels
+        self.num_person = num_person
+        self.data_bn_type = data_bn_type
+        if data_bn_type == 'MVC':
+            self.data_bn = nn.BatchNorm1d(num_person * in_channels *
+                                          num_joints)
+        elif data_bn_type == 'VC':
+            self.data_bn = nn.BatchNorm1d(in_channels * num_joints)
+        elif data_bn_type == 'none':
+            self.data_bn = nn.Identity()
+        else:
+            raise ValueError("data_bn_type must be 'MVC', 'VC' or 'none', "
+                             f'got {data_bn_type!r}')
+
+        blocks = []
+        channels = in_channels
+        out_channels = base_channels
+        for index in range(1, num_stages + 1):
+            if index in inflate_stages:
+                out_channels *= 2
+            blocks.append(
+                CTRGCNBlock(
+                    channels,
+                    out_channels,
+                    adjacency,
+                    stride=2 if index in down_stages else 1,
+                    residual=index > 1,
+                    adaptive=adaptive,
+                    kernel_size=tcn_kernel_size,
+                    dilations=tcn_dilations))
+            channels = out_channels
+        self.out_channels = channels
+        self.gcn = nn.ModuleList(blocks)
+
+    def init_weights(self) -> None:
+        """The paper's initialisation; safe to call again to re-initialise."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                _init_conv(module)
+            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                _init_bn(module)
+        for module in self.modules():
+            if isinstance(module, CTRGraphConv):
+                # Start each spatial unit close to its residual path.
+                _init_bn(module.bn, 1e-6)
+                nn.init.zeros_(module.alpha)
+                if isinstance(module.adjacency, nn.Parameter):
+                    with torch.no_grad():
+                        module.adjacency.copy_(
+                            torch.as_tensor(self.graph.A,
+                                            dtype=module.adjacency.dtype))
+            elif isinstance(module, MultiScaleTemporalConv):
+                for bn in module.modules():
+                    if isinstance(bn, nn.BatchNorm2d):
+                        nn.init.normal_(bn.weight, 1.0, 0.02)
+                        nn.init.zeros_(bn.bias)
+        self._is_init = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Extract features.
+
+        Args:
+            x (Tensor): Skeletons of shape (N, M, T, V, C).
+
+        Returns:
+            Tensor: Features of shape (N, M, C_out, T', V).
+        """
+        N, M, T, V, C = x.shape
+        if C != self.in_channels:
+            raise ValueError(f'CTRGCN expects {self.in_channels} input '
+                             f'channels per joint, got {C}')
+        if self.data_bn_type == 'MVC' and M != self.num_person:
+            raise ValueError(
+                f'CTRGCN was built for num_person={self.num_person} (the '
+                f"'MVC' data BN), got inputs with {M} persons; set "
+                'FormatGCNInput(num_person=...) and the backbone to match')
+        x = x.permute(0, 1, 3, 4, 2).contiguous()  # N, M, V, C, T
+        if self.data_bn_type == 'MVC':
+            x = self.data_bn(x.view(N, M * V * C, T))
+        else:
+            x = self.data_bn(x.view(N * M, V * C, T))
+        x = x.view(N, M, V, C, T).permute(0, 1, 3, 4, 2).contiguous()
+        x = x.view(N * M, C, T, V)
+        for block in self.gcn:
+            x = block(x)
+        return x.reshape((N, M) + x.shape[1:])
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
+__all__ = ['CTRGCN', 'CTRGCNBlock', 'count_parameters']
