@@ -1,0 +1,150 @@
+"""Read and write mmaction2 skeleton annotation pickles.
+
+The format is the one :class:`mmaction.datasets.PoseDataset` loads::
+
+    dict(split=dict(<split_name>=[frame_dir, ...], ...),
+         annotations=[dict(frame_dir=..., label=..., total_frames=...,
+                           keypoint=..., ...), ...])
+
+Writes are atomic: the pickle goes to a temporary file in the destination
+folder, which then replaces the destination with :func:`os.replace`, so a
+reader never sees a half-written file.
+"""
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Sequence, Union
+
+PathLike = Union[str, os.PathLike]
+
+
+def write_annotations(path: PathLike, split: Dict[str, Sequence[str]],
+                      annotations: List[dict]) -> Path:
+    """Atomically write ``dict(split=..., annotations=...)`` as a pickle.
+
+    Args:
+        path (str | os.PathLike): Destination ``.pkl`` file. Its parent
+            folder is created when missing.
+        split (dict[str, Sequence[str]]): Split name to the ``frame_dir`` of
+            its samples.
+        annotations (list[dict]): One dict per sample.
+
+    Returns:
+        Path: The written path.
+
+    Raises:
+        TypeError: If ``split`` is not a dict or ``annotations`` not a list.
+    """
+    if not isinstance(split, dict):
+        raise TypeError(f'{path}: split must be a dict of split name to a '
+                        f'list of frame_dir, got {type(split).__name__}')
+    if not isinstance(annotations, list):
+        raise TypeError(f'{path}: annotations must be a list of dicts, got '
+                        f'{type(annotations).__name__}')
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(split={
+        name: list(names)
+        for name, names in split.items()
+    },
+                annotations=annotations)
+    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.',
+                                    suffix='.tmp',
+                                    dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        # mkstemp creates the file private (0o600); give it the usual mode.
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+    return path
+
+
+def read_annotations(path: PathLike) -> dict:
+    """Load an annotation pickle and check its top-level structure.
+
+    Only the outer structure is checked here; use
+    :func:`cocodiff_mm.datasets.annotation_check.check_annotations` for a
+    full per-sample check.
+
+    Args:
+        path (str | os.PathLike): The ``.pkl`` file.
+
+    Returns:
+        dict: The loaded dict with keys ``split`` and ``annotations``.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If the file cannot be unpickled, or does not hold a dict
+            with a dict ``split`` and a list ``annotations``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'annotation file not found: {path}')
+    try:
+        with open(path, 'rb') as f:
+            data = pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError,
+            ImportError) as err:
+        raise ValueError(f'{path}: not a readable pickle ({err})') from err
+    if not isinstance(data, dict):
+        raise ValueError(f'{path}: expected a dict with keys "split" and '
+                         f'"annotations", got {type(data).__name__}')
+    missing = [key for key in ('split', 'annotations') if key not in data]
+    if missing:
+        raise ValueError(f'{path}: missing top-level key(s) {missing}; '
+                         f'expected a dict with keys "split" and '
+                         f'"annotations", found {sorted(map(str, data))}')
+    if not isinstance(data['split'], dict):
+        raise ValueError(f'{path}: "split" must be a dict of split name to '
+                         f'a list of frame_dir, got '
+                         f'{type(data["split"]).__name__}')
+    if not isinstance(data['annotations'], list):
+        raise ValueError(f'{path}: "annotations" must be a list of dicts, '
+                         f'got {type(data["annotations"]).__name__}')
+    return data
+
+
+def merge_annotations(data: dict, split: Dict[str, Sequence[str]],
+                      annotations: List[dict]) -> dict:
+    """Add new splits and samples to loaded annotation data.
+
+    Used to build one pickle with several splits from separate conversions
+    (e.g. ``train`` then ``val``). The inputs are not modified.
+
+    Args:
+        data (dict): Existing ``dict(split=..., annotations=...)``, e.g. from
+            :func:`read_annotations`.
+        split (dict[str, Sequence[str]]): New split name to frame_dir.
+        annotations (list[dict]): New samples.
+
+    Returns:
+        dict: A new ``dict(split=..., annotations=...)`` holding both.
+
+    Raises:
+        ValueError: If a split name already exists or a new ``frame_dir``
+            is already among the existing samples.
+    """
+    clash = sorted(set(split) & set(data['split']))
+    if clash:
+        raise ValueError(f'split(s) {clash} already exist (existing: '
+                         f'{sorted(data["split"])})')
+    existing = {sample.get('frame_dir') for sample in data['annotations']}
+    duplicate = [
+        sample['frame_dir'] for sample in annotations
+        if sample.get('frame_dir') in existing
+    ]
+    if duplicate:
+        raise ValueError(f'{len(duplicate)} frame_dir already present, e.g. '
+                         f'{duplicate[:3]}')
+    merged_split = {name: list(names) for name, names in data['split'].items()}
+    merged_split.update({name: list(names) for name, names in split.items()})
+    return dict(split=merged_split,
+                annotations=list(data['annotations']) + list(annotations))

@@ -1,0 +1,85 @@
+"""Check mmaction2 skeleton annotation pickles and list every problem.
+
+Example::
+
+    python tools/data/check_annotations.py data/skeleton/ntu60_3d.pkl \\
+        --num-joints 25 --num-coords 3 --num-classes 60
+
+Prints one problem per line and a summary; exits 1 when any file has a
+problem (or is missing), 0 otherwise.
+"""
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from tqdm import tqdm
+
+from cocodiff_mm.datasets.annotation_check import check_annotation_file
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    """Parse the command line.
+
+    Args:
+        argv (list[str], optional): Arguments. Defaults to ``None``
+            (``sys.argv[1:]``).
+
+    Returns:
+        argparse.Namespace: The parsed arguments.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('files',
+                        nargs='+',
+                        type=Path,
+                        help='annotation pickle(s)')
+    parser.add_argument('--num-joints',
+                        type=int,
+                        default=None,
+                        help='expected V (not checked when omitted)')
+    parser.add_argument('--num-coords',
+                        type=int,
+                        default=None,
+                        help='expected C (not checked when omitted)')
+    parser.add_argument('--num-classes',
+                        type=int,
+                        default=None,
+                        help='labels must lie in [0, num_classes)')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Check the files.
+
+    Args:
+        argv (list[str], optional): Arguments. Defaults to ``None``.
+
+    Returns:
+        int: 1 when any problem was found, else 0.
+    """
+    args = parse_args(argv)
+    total = 0
+    for path in tqdm(args.files,
+                     desc='checking',
+                     unit='file',
+                     disable=len(args.files) < 2):
+        try:
+            problems = check_annotation_file(path,
+                                             num_joints=args.num_joints,
+                                             num_coords=args.num_coords,
+                                             num_classes=args.num_classes)
+        except FileNotFoundError as err:
+            print(f'{path}: {err}')
+            total += 1
+            continue
+        for problem in problems:
+            print(f'{path}: {problem}')
+        status = f'{len(problems)} problem(s)' if problems else 'OK'
+        print(f'{path}: {status}')
+        total += len(problems)
+    print(f'summary: {total} problem(s) in {len(args.files)} file(s)')
+    return 1 if total else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
