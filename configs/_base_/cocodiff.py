@@ -1,0 +1,64 @@
+# CoCoDiff on top of a baseline config. A CoCoDiff config inherits its
+# baseline and this file, then applies the three pieces below:
+#   model = dict(cls_head={{_base_.cocodiff_head}})
+#   optim_wrapper = {{_base_.cocodiff_optim_wrapper}}
+#   train_cfg = {{_base_.cocodiff_train_cfg}}
+# Every hyper-parameter the paper studies is an option here, overridable by
+# --cfg-options, e.g.
+#   model.cls_head.diffusion.num_steps=10        (T, Table IV)
+#   model.cls_head.loss_text.loss_weight=0.5     (lambda, Table III)
+#   model.cls_head.text_mode=fine                (both|fine|coarse|none, II)
+#   train_cfg.stage1_source=untrained            (pretrained|untrained|none, V)
+#   train_cfg.pretrained=work_dirs/ctrgcn_ntu60_xsub/best_acc_top1_epoch_88.pth
+#   model.cls_head.text_bank.encoder=minilm      (offline; or random: tests)
+cocodiff_head = dict(
+    type='DiffusionAugmentedHead',
+    text_bank=dict(
+        texts='ntu120',
+        encoder='clip',
+        model_name='ViT-B-32',
+        pretrained='openai',
+        sample_mode='random',
+        cache_dir='data/text_banks'),
+    diffusion=dict(
+        type='GaussianDiffusion',
+        num_steps=30,
+        beta_schedule='linear',
+        clip_denoised=5.0),
+    denoiser=dict(type='ConditionalUNet1D', base_channels=32),
+    loss_text=dict(
+        type='TextGuidanceLoss',
+        loss_weight=1.0,
+        temperature=0.07,
+        learnable_temperature=True),
+    text_mode='both',
+    generation=dict(sampler='ddpm', start_step=None),
+    loss_rec_weight=1.0,
+    loss_gen_weight=1.0)
+
+# The diffusion parts learn at a tenth of the GCN's rate (SGD at 0.1 makes
+# the chain diverge); the temperature has no weight decay.
+cocodiff_optim_wrapper = dict(
+    paramwise_cfg=dict(
+        custom_keys={
+            'cls_head.denoiser': dict(lr_mult=0.1),
+            'cls_head.projection': dict(lr_mult=0.1),
+            'cls_head.loss_text': dict(lr_mult=0.1, decay_mult=0.0),
+        }))
+
+# Stage epochs; each stage's lr schedule defaults to the config's
+# param_scheduler (the baseline recipe), counted from the stage's start.
+cocodiff_train_cfg = dict(
+    _delete_=True,
+    type='TwoStageLoop',
+    pretrained=None,
+    stage1_source='pretrained',
+    cache_features=True,
+    stage0=dict(epochs=90),
+    stage1=dict(epochs=30),
+    stage2=dict(epochs=90),
+    val_interval=1)
+
+# Stage 0 leaves the diffusion unused and stage 1 the frozen GCN.
+model_wrapper_cfg = dict(
+    type='MMDistributedDataParallel', find_unused_parameters=True)
