@@ -1,0 +1,169 @@
+"""Checks run by ``tools/train.py`` and ``tools/test.py`` before the Runner.
+
+A missing or mismatching annotation file should stop a job within seconds,
+with a message that names the file, the config field and the expected
+value, not after the model is built or an epoch has run.
+"""
+import os
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Tuple
+
+from mmengine.config import Config
+
+from cocodiff_mm.datasets.annotation_check import check_annotations
+from cocodiff_mm.datasets.pickle_io import read_annotations
+
+#: How to prepare each known annotation file, keyed by a name fragment.
+PREPARE_HINTS: Tuple[Tuple[str, str], ...] = (
+    ('ntu60', 'python tools/data/ntu_raw_to_pkl.py --dataset ntu60 '
+     '--raw-dir PATH/TO/nturgb+d_skeletons --out {path}'),
+    ('ntu120', 'python tools/data/ntu_raw_to_pkl.py --dataset ntu120 '
+     '--raw-dir PATH/TO/nturgb+d_skeletons --out {path}'),
+    ('kinetics', 'python tools/data/kinetics_json_to_pkl.py --json-dir '
+     'PATH/TO/kinetics-skeleton/kinetics_train --split-name train '
+     '--label-names PATH/TO/kinetics400_label_names.txt --out {path} '
+     '(then again for kinetics_val with --split-name val)'),
+    ('utd', 'python tools/data/utd_mhad_to_pkl.py --mat-dir '
+     'PATH/TO/UTD-MHAD/Skeleton --out {path}'),
+    ('demo', 'python tools/data/make_demo_data.py --out {path}'),
+)
+
+#: How many problems an error message lists before summarising the rest.
+MAX_LISTED = 10
+
+
+class PreflightError(RuntimeError):
+    """A config or its data cannot work; raised before training starts."""
+
+
+def prepare_hint(path: str) -> str:
+    """The command that creates the annotation file ``path``."""
+    name = Path(path).name.lower()
+    for fragment, command in PREPARE_HINTS:
+        if fragment in name:
+            return command.format(path=path)
+    return ('convert your skeletons with one of the scripts in tools/data '
+            '(see README, "Data")')
+
+
+def _dataset_leaf(dataset: Dict, field: str) -> Tuple[Dict, str]:
+    """Follow dataset wrappers (RepeatDataset, ...) to the one with a file."""
+    while 'ann_file' not in dataset and isinstance(dataset.get('dataset'),
+                                                    dict):
+        dataset = dataset['dataset']
+        field += '.dataset'
+    return dataset, field
+
+
+def iter_annotation_fields(cfg: Config,
+                           loaders: Tuple[str, ...]) -> Iterator[
+                               Tuple[str, str, Optional[str]]]:
+    """Yield ``(config field, annotation path, split)`` of each dataloader."""
+    for loader in loaders:
+        loader_cfg = cfg.get(loader)
+        if not loader_cfg or 'dataset' not in loader_cfg:
+            continue
+        dataset, field = _dataset_leaf(loader_cfg['dataset'],
+                                       f'{loader}.dataset')
+        ann_file = dataset.get('ann_file')
+        if not ann_file:
+            continue
+        data_root = dataset.get('data_root') or ''
+        path = os.path.join(data_root, ann_file) if data_root else ann_file
+        yield f'{field}.ann_file', path, dataset.get('split')
+
+
+def expected_shape(cfg: Config) -> Dict[str, Optional[int]]:
+    """Joints, input channels and classes the config's model expects."""
+    from mmaction.models.utils import Graph
+
+    model = cfg.get('model', {})
+    backbone = model.get('backbone', {})
+    head = model.get('cls_head', {})
+    num_joints = None
+    if 'graph_cfg' in backbone:
+        graph_cfg = dict(backbone['graph_cfg'])
+        num_joints = Graph(**graph_cfg).num_node
+    return dict(
+        num_joints=num_joints,
+        in_channels=backbone.get('in_channels', 3),
+        num_classes=head.get('num_classes'))
+
+
+def check_annotation_file(path: str, field: str, splits: Dict[str, str],
+                          expected: Dict[str, Optional[int]]) -> None:
+    """Validate one annotation file against the model config.
+
+    Args:
+        path (str): The annotation pickle.
+        field (str): The config field that names it (for messages).
+        splits (dict): Split names the config reads from it, mapped to the
+            config field that names each.
+        expected (dict): What :func:`expected_shape` returns.
+
+    Raises:
+        PreflightError: Naming the file, the config field, the sample and
+            the expected value of everything that does not match.
+    """
+    if not os.path.isfile(path):
+        raise PreflightError(
+            f'annotation file {path} ({field}) does not exist.\n'
+            f'Prepare it with:\n  {prepare_hint(path)}\n'
+            'or point the config at it, e.g. --cfg-options '
+            f'{field}=/path/to/file.pkl')
+    try:
+        data = read_annotations(path)
+    except (OSError, ValueError) as error:
+        raise PreflightError(f'{field}: {error}') from error
+
+    annotations = data.get('annotations') or []
+    has_score = bool(annotations) and 'keypoint_score' in annotations[0]
+    num_coords = None
+    if expected['in_channels'] is not None:
+        # GenSkeFeat appends the score channel to 2D keypoints.
+        num_coords = expected['in_channels'] - int(has_score)
+    problems = check_annotations(
+        data,
+        source=path,
+        num_joints=expected['num_joints'],
+        num_coords=num_coords,
+        num_classes=expected['num_classes'])
+    messages: List[str] = [str(problem) for problem in problems]
+    known = sorted(data.get('split') or {})
+    for split, split_field in splits.items():
+        if split not in known:
+            messages.insert(
+                0, f'split {split!r} ({split_field}) is not in the file; '
+                f'it has {known}')
+    if messages:
+        listed = '\n  '.join(messages[:MAX_LISTED])
+        more = len(messages) - MAX_LISTED
+        tail = f'\n  ... and {more} more' if more > 0 else ''
+        raise PreflightError(
+            f'annotation file {path} ({field}) does not match the config '
+            f'(expects {expected["num_joints"]} joints, {num_coords} '
+            f'coordinates per joint, labels in [0, '
+            f'{expected["num_classes"]})):\n  {listed}{tail}\n'
+            'Run python tools/data/check_annotations.py on it for the full '
+            'report.')
+
+
+def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
+    """Check every annotation file the given dataloaders read.
+
+    Args:
+        cfg (Config): The full config.
+        loaders (tuple[str]): Dataloader fields, e.g.
+            ``('train_dataloader', 'val_dataloader')``.
+
+    Raises:
+        PreflightError: On the first file that is missing or mismatching.
+    """
+    expected = expected_shape(cfg)
+    files: Dict[str, Tuple[str, Dict[str, str]]] = {}
+    for field, path, split in iter_annotation_fields(cfg, loaders):
+        _, splits = files.setdefault(path, (field, {}))
+        if split is not None:
+            splits.setdefault(split, field[:-len('ann_file')] + 'split')
+    for path, (field, splits) in files.items():
+        check_annotation_file(path, field, splits, expected)

@@ -1,0 +1,133 @@
+"""Train a skeleton action recognizer (stock or CoCoDiff) from a config.
+
+Same arguments as mmaction2's ``tools/train.py``. Before the Runner starts,
+the annotation files are checked against the config, and the distributed
+backend and DDP wrapper are chosen for the machine (NCCL with CUDA, gloo
+without).
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import cocodiff_mm  # noqa: F401  (applies the runtime fixes first)
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from cocodiff_mm.engine.device import configure_device
+from cocodiff_mm.engine.preflight import PreflightError, check_data
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line arguments (those of mmaction2's tools/train.py)."""
+    parser = argparse.ArgumentParser(description='Train an action recognizer')
+    parser.add_argument('config', help='train config file path')
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
+        help='resume from this checkpoint, or from the latest one in the '
+        'work dir when no path is given')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='enable automatic-mixed-precision training')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the learning rate by the actual total batch size')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument(
+        '--diff-rank-seed',
+        action='store_true',
+        help='set a different seed on each rank')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
+        help='set deterministic options for the CUDNN backend')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (lists as key="[a,b]")')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--skip-data-check',
+        action='store_true',
+        help='do not validate the annotation files before training')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
+    """Merge command-line arguments into the config."""
+    if args.no_validate:
+        cfg.val_cfg = None
+        cfg.val_dataloader = None
+        cfg.val_evaluator = None
+    cfg.launcher = args.launcher
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    if args.amp:
+        wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper'):
+            raise SystemExit(f'--amp does not support the optimizer wrapper '
+                             f'{wrapper_type!r} (optim_wrapper.type)')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.resume == 'auto':
+        cfg.resume = True
+        cfg.load_from = None
+    elif args.resume is not None:
+        cfg.resume = True
+        cfg.load_from = args.resume
+    if args.auto_scale_lr:
+        cfg.auto_scale_lr.enable = True
+    if cfg.get('randomness', None) is None:
+        cfg.randomness = dict(
+            seed=args.seed,
+            diff_rank_seed=args.diff_rank_seed,
+            deterministic=args.deterministic)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    return cfg
+
+
+def main() -> int:
+    args = parse_args()
+    cfg = merge_args(Config.fromfile(args.config), args)
+    configure_device(cfg)
+    if not args.skip_data_check and os.environ.get('RANK', '0') == '0':
+        try:
+            check_data(cfg, ('train_dataloader', 'val_dataloader'))
+        except PreflightError as error:
+            print(f'error: {error}', file=sys.stderr)
+            return 2
+    if args.resume is not None and args.resume != 'auto' and \
+            not osp.isfile(args.resume):
+        print(f'error: --resume checkpoint {args.resume} does not exist',
+              file=sys.stderr)
+        return 2
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
