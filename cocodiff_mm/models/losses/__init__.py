@@ -1,0 +1,4 @@
+"""Losses of CoCoDiff."""
+from .text_guidance_loss import TextGuidanceLoss
+
+__all__ = ['TextGuidanceLoss']
