@@ -107,7 +107,7 @@ def define_missing_torchvision_ops() -> bool:
     return True
 
 
-def _load_trusted_local_checkpoint(filename: str, map_location=None):
+def load_from_local_trusted(filename: str, map_location=None):
     """Load a local checkpoint with the full unpickler (trusted input)."""
     filename = os.path.expanduser(filename)
     if not os.path.isfile(filename):
@@ -133,7 +133,7 @@ def register_trusted_checkpoint_loader() -> bool:
         return False
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
-        prefixes='', loader=_load_trusted_local_checkpoint, force=True)
+        prefixes='', loader=load_from_local_trusted, force=True)
     APPLIED['trusted_checkpoint_loader'] = (
         'torch>=2.6 defaults torch.load to weights_only=True')
     return True

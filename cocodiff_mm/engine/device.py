@@ -21,8 +21,12 @@ def configure_device(cfg: Config) -> Config:
         Config: The same config.
     """
     has_cuda = torch.cuda.is_available()
-    env_cfg = cfg.setdefault('env_cfg', {})
-    dist_cfg = env_cfg.setdefault('dist_cfg', {})
+    # Config.setdefault would return a detached plain dict: assign instead.
+    if cfg.get('env_cfg') is None:
+        cfg.env_cfg = dict()
+    if cfg.env_cfg.get('dist_cfg') is None:
+        cfg.env_cfg.dist_cfg = dict()
+    dist_cfg = cfg.env_cfg.dist_cfg
     backend = dist_cfg.get('backend')
     if backend is None:
         dist_cfg['backend'] = 'nccl' if has_cuda else 'gloo'

@@ -1,0 +1,153 @@
+"""Which stage an epoch belongs to, and each stage's learning-rate schedule.
+
+Pure bookkeeping for :class:`TwoStageLoop`, kept apart so it can be tested
+without a Runner. Stages are laid end to end on one global epoch counter,
+so the stage of any epoch (and hence of any checkpoint) follows from the
+epoch alone.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+#: Where stage 1 gets its GCN (the paper's Table V).
+STAGE1_SOURCES = ('pretrained', 'untrained', 'none')
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One training stage on the global epoch axis.
+
+    Attributes:
+        index (int): 0 (baseline GCN), 1 (diffusion on a frozen GCN) or 2
+            (fresh GCN with the full objective).
+        name (str): Human-readable name for logs.
+        begin (int): First global epoch (0-based) of the stage.
+        epochs (int): Number of epochs.
+        param_scheduler (list): The stage's schedulers, epochs relative to
+            the stage's start.
+    """
+
+    index: int
+    name: str
+    begin: int
+    epochs: int
+    param_scheduler: Tuple[Dict, ...] = field(default_factory=tuple)
+
+    @property
+    def end(self) -> int:
+        """int: One past the last global epoch of the stage."""
+        return self.begin + self.epochs
+
+
+STAGE_NAMES = {
+    0: 'baseline GCN',
+    1: 'diffusion on the frozen GCN',
+    2: 'fresh GCN + fine-tuned diffusion',
+}
+
+
+def _stage_epochs(cfg: Optional[Dict], name: str) -> int:
+    """Epoch count of a stage config, validated."""
+    epochs = (cfg or {}).get('epochs')
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+        raise ValueError(f'train_cfg.{name}.epochs must be an int >= 0, '
+                         f'got {epochs!r}')
+    return epochs
+
+
+def plan_stages(stage0: Optional[Dict],
+                stage1: Optional[Dict],
+                stage2: Optional[Dict],
+                stage1_source: str,
+                has_pretrained: bool,
+                default_scheduler: Sequence[Dict] = ()) -> List[Stage]:
+    """Lay the stages that will run on the global epoch axis.
+
+    Stage 0 runs only when stage 1 needs a pretrained GCN and none is given;
+    stage 1 is skipped for ``stage1_source='none'``.
+
+    Args:
+        stage0 (dict, optional): ``dict(epochs=..., param_scheduler=[...])``.
+        stage1 (dict, optional): Same, for the diffusion stage.
+        stage2 (dict, optional): Same, for the joint stage.
+        stage1_source (str): One of :data:`STAGE1_SOURCES`.
+        has_pretrained (bool): Whether a pretrained GCN checkpoint is given.
+        default_scheduler (Sequence[dict]): Schedulers for a stage that
+            names none (the config's ``param_scheduler``, the baseline
+            recipe). Defaults to ``()``.
+
+    Returns:
+        list[Stage]: The stages that run, in order.
+    """
+    if stage1_source not in STAGE1_SOURCES:
+        raise ValueError(f'train_cfg.stage1_source must be one of '
+                         f'{STAGE1_SOURCES}, got {stage1_source!r}')
+    wanted = []
+    if stage1_source == 'pretrained' and not has_pretrained:
+        wanted.append((0, stage0))
+    if stage1_source != 'none':
+        wanted.append((1, stage1))
+    wanted.append((2, stage2))
+
+    stages, begin = [], 0
+    for index, cfg in wanted:
+        epochs = _stage_epochs(cfg, f'stage{index}')
+        if epochs == 0:
+            continue
+        schedulers = (cfg or {}).get('param_scheduler')
+        if schedulers is None:
+            schedulers = default_scheduler
+        if isinstance(schedulers, dict):
+            schedulers = [schedulers]
+        stages.append(
+            Stage(index, STAGE_NAMES[index], begin, epochs,
+                  tuple(copy.deepcopy(list(schedulers)))))
+        begin += epochs
+    if not stages or stages[-1].index != 2:
+        raise ValueError('train_cfg.stage2.epochs must be > 0: stage 2 trains '
+                         'the model that is evaluated')
+    return stages
+
+
+def stage_at(stages: Sequence[Stage], epoch: int) -> Stage:
+    """The stage that global epoch ``epoch`` (0-based) belongs to."""
+    for stage in stages:
+        if stage.begin <= epoch < stage.end:
+            return stage
+    return stages[-1]
+
+
+def shift_schedulers(stages: Sequence[Stage]) -> List[Dict]:
+    """Every stage's schedulers on the global epoch axis.
+
+    ``begin``/``end`` (in epochs, relative to the stage) are shifted by the
+    stage's first epoch and clipped to the stage, so each scheduler acts
+    only inside its stage. Milestones stay relative: mmengine counts them
+    from ``begin``.
+
+    Returns:
+        list[dict]: Scheduler configs for ``runner.param_schedulers``.
+    """
+    shifted = []
+    for stage in stages:
+        for scheduler in stage.param_scheduler:
+            scheduler = copy.deepcopy(dict(scheduler))
+            if not scheduler.get('by_epoch', True):
+                raise ValueError(
+                    f'stage{stage.index} scheduler {scheduler.get("type")} '
+                    'must be by_epoch=True (use convert_to_iter_based=True '
+                    'for per-iteration updates)')
+            begin = scheduler.get('begin', 0)
+            end = min(scheduler.get('end', stage.epochs), stage.epochs)
+            if not 0 <= begin < end:
+                raise ValueError(
+                    f'stage{stage.index} scheduler {scheduler.get("type")} '
+                    f'has begin={begin}, end={end}; need 0 <= begin < end '
+                    f'<= {stage.epochs} (epochs relative to the stage)')
+            scheduler['begin'] = stage.begin + begin
+            scheduler['end'] = stage.begin + end
+            if scheduler.get('type') == 'CosineAnnealingLR' and \
+                    'T_max' not in scheduler:
+                scheduler['T_max'] = end - begin
+            shifted.append(scheduler)
+    return shifted

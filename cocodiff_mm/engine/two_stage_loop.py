@@ -1,0 +1,322 @@
+"""CoCoDiff's multi-stage training loop (stage 0, 1 and 2 on one epoch axis)."""
+import json
+import os
+import time
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.distributed as torch_dist
+from mmaction.registry import LOOPS
+from mmengine.dist import get_world_size
+from mmengine.model import is_model_wrapper
+from mmengine.runner import EpochBasedTrainLoop
+from torch.utils.data import DataLoader
+
+from .feature_cache import PooledFeatureCache
+from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
+from .reinit import reinitialize
+from .stage_plan import Stage, plan_stages, shift_schedulers, stage_at
+
+#: Head objective of each stage (see DiffusionAugmentedHead.OBJECTIVES).
+STAGE_OBJECTIVES = {0: 'classify', 1: 'diffusion', 2: 'joint'}
+
+
+@LOOPS.register_module()
+class TwoStageLoop(EpochBasedTrainLoop):
+    """CoCoDiff's two-stage training, with an optional stage 0 before it.
+
+    * **Stage 0** (only when stage 1 needs a pretrained GCN and
+      ``pretrained`` is ``None``): the GCN trains with the baseline recipe,
+      so one ``tools/train.py`` command runs the whole method.
+    * **Stage 1**: the GCN (pretrained, or untrained for
+      ``stage1_source='untrained'``) is frozen; only the diffusion part
+      (denoiser, projection, temperature) trains with ``L_rec + λ·L_con``,
+      on features extracted once when ``cache_features``.
+    * **Stage 2**: the backbone and classifier are re-initialised and
+      everything trains with the full objective; validation runs here only,
+      so the best checkpoint is a stage-2 model.
+
+    The stages share one global epoch counter, and the stage of an epoch
+    is derived from it at the start of every epoch, so ``--resume`` from any
+    checkpoint lands in the right stage. Each stage has its own epochs and
+    learning-rate schedule (epochs relative to the stage; the config's
+    ``param_scheduler`` is the default); the learning rate restarts from
+    the optimizer's base value and the optimizer state is cleared at each
+    stage's start. A checkpoint ``stage{k}_final.pth`` is written at the
+    end of each stage.
+
+    Args:
+        runner (Runner): The runner.
+        dataloader (DataLoader | dict): The training dataloader.
+        stage2 (dict): ``dict(epochs=..., param_scheduler=[...])``.
+        stage1 (dict, optional): Same, for stage 1. Defaults to
+            ``dict(epochs=0)``.
+        stage0 (dict, optional): Same, for stage 0. Defaults to
+            ``dict(epochs=0)``.
+        pretrained (str, optional): Checkpoint of a trained GCN for stage 1
+            (e.g. from ``tools/train.py configs/ctrgcn_ntu60_xsub.py``);
+            ``None`` trains it as stage 0. Defaults to ``None``.
+        stage1_source (str): ``'pretrained'``, ``'untrained'`` or ``'none'``
+            (no stage 1), the paper's Table V. Defaults to ``'pretrained'``.
+        cache_features (bool): Extract the frozen GCN's pooled features once
+            per stage-1 run instead of every iteration. Defaults to True.
+        val_interval (int): Validation interval (epochs) in stage 2.
+            Defaults to 1.
+        dynamic_intervals (list[tuple[int, int]], optional): As in
+            ``EpochBasedTrainLoop``. Defaults to None.
+    """
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 stage2: Dict,
+                 stage1: Optional[Dict] = None,
+                 stage0: Optional[Dict] = None,
+                 pretrained: Optional[str] = None,
+                 stage1_source: str = 'pretrained',
+                 cache_features: bool = True,
+                 val_interval: int = 1,
+                 dynamic_intervals: Optional[List[Tuple[int, int]]] = None
+                 ) -> None:
+        default_scheduler = runner.param_schedulers or []
+        self.stages: List[Stage] = plan_stages(
+            stage0 or dict(epochs=0),
+            stage1 or dict(epochs=0),
+            stage2,
+            stage1_source,
+            has_pretrained=pretrained is not None,
+            default_scheduler=default_scheduler)
+        super().__init__(
+            runner,
+            dataloader,
+            max_epochs=self.stages[-1].end,
+            val_begin=self.stages[-1].begin + 1,
+            val_interval=val_interval,
+            dynamic_intervals=dynamic_intervals)
+        self.pretrained = pretrained
+        self.stage1_source = stage1_source
+        self.cache_features = cache_features
+        # Built by the Runner right after this loop, on the global axis.
+        runner.param_schedulers = shift_schedulers(self.stages)
+        self._pretrained_state: Optional[Dict[str, torch.Tensor]] = None
+        self._feature_cache: Optional[PooledFeatureCache] = None
+        self._active: Optional[Stage] = None
+        self._stage_started = 0.0
+        self._check_model()
+
+    # ------------------------------------------------------------------
+    # Set-up checks (before any training)
+    # ------------------------------------------------------------------
+    @property
+    def model(self) -> torch.nn.Module:
+        """The unwrapped recognizer."""
+        model = self.runner.model
+        return model.module if is_model_wrapper(model) else model
+
+    def _check_model(self) -> None:
+        """Refuse a model or checkpoint that cannot run the planned stages."""
+        head = getattr(self.model, 'cls_head', None)
+        if not hasattr(head, 'set_objective'):
+            raise TypeError(
+                'TwoStageLoop needs model.cls_head of type '
+                'DiffusionAugmentedHead, got '
+                f'{type(head).__name__}')
+        if self.pretrained is not None and self.stage1_source == 'pretrained':
+            # Read now: a bad path or mismatch fails before any training.
+            self._pretrained_state = read_gcn_checkpoint(
+                self.pretrained, self.model)
+
+    # ------------------------------------------------------------------
+    # The loop
+    # ------------------------------------------------------------------
+    @property
+    def stage(self) -> Stage:
+        """Stage: The stage of the current epoch."""
+        return stage_at(self.stages, self._epoch)
+
+    def run(self) -> torch.nn.Module:
+        """Train every stage; prepare the text bank first (fails fast)."""
+        head = self.model.cls_head
+        if head.text_mode != 'none':
+            head.text_bank.build()
+            head.text_bank.check_num_classes(head.num_classes,
+                                             'model.cls_head')
+            head.text_bank.to(next(head.parameters()).device)
+        plan = ', '.join(f'stage {s.index} ({s.name}): epochs '
+                         f'{s.begin + 1}-{s.end}' for s in self.stages)
+        self.runner.logger.info(f'TwoStageLoop plan: {plan}')
+        return super().run()
+
+    def run_epoch(self) -> None:
+        """One epoch of the stage the epoch counter is in."""
+        stage = self.stage
+        if self._active is None or self._active.index != stage.index:
+            self._enter_stage(stage, fresh=self._epoch == stage.begin)
+        self.runner.logger.info(
+            f'Stage {stage.index} ({stage.name}): epoch '
+            f'{self._epoch - stage.begin + 1}/{stage.epochs} '
+            f'(global epoch {self._epoch + 1}/{self._max_epochs})')
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        if stage.index == 1:
+            self.model.backbone.eval()  # frozen: BN statistics too
+        if stage.index == 1 and self._feature_cache is not None:
+            for idx, batch in enumerate(
+                    self._feature_cache.batches(seed=self._epoch)):
+                self.run_cached_iter(idx, batch)
+        else:
+            for idx, data_batch in enumerate(self.dataloader):
+                self.run_iter(idx, data_batch)
+        self.runner.call_hook('after_train_epoch')
+        if self._epoch + 1 == stage.end:
+            self._record_stage_time(stage)
+        if self._epoch + 1 == stage.end and stage is not self.stages[-1]:
+            # Before the counter moves on, like CheckpointHook: the saved
+            # epoch is the next one to run, the first of the next stage.
+            self.runner.save_checkpoint(
+                self.runner.work_dir, f'stage{stage.index}_final.pth')
+        self._epoch += 1
+
+    def _enter_stage(self, stage: Stage, fresh: bool) -> None:
+        """Configure the model for ``stage``.
+
+        Args:
+            stage (Stage): The stage.
+            fresh (bool): The stage starts now (not a resume into its middle):
+                load or re-initialise weights and clear optimizer state.
+        """
+        model, head = self.model, self.model.cls_head
+        self._active = stage
+        self._stage_started = time.perf_counter()
+        self._forget_previous_stage_logs()
+        self._feature_cache = None
+        head.set_objective(STAGE_OBJECTIVES[stage.index])
+        frozen = stage.index == 1
+        for param in model.backbone.parameters():
+            param.requires_grad_(not frozen)
+        for param in head.fc.parameters():
+            param.requires_grad_(not frozen)
+        if fresh:
+            if stage.index == 1 and self._pretrained_state is not None:
+                load_gcn_weights(model, self._pretrained_state)
+                self.runner.logger.info(
+                    f'Stage 1 uses the pretrained GCN {self.pretrained}')
+            elif stage.index == 1 and self.stage1_source == 'untrained':
+                reinitialize(model.backbone)
+            elif stage.index == 2:
+                reinitialize(model.backbone)
+                head.init_weights()
+            if stage.begin > 0:
+                self._restart_optimizer()
+        if frozen and self.cache_features:
+            self.runner.logger.info(
+                'Stage 1: extracting pooled features of the frozen GCN once')
+            self._feature_cache = PooledFeatureCache.extract(
+                model, self.dataloader)
+
+    def _record_stage_time(self, stage: Stage) -> None:
+        """Log a finished stage's wall time and add it to stage_times.json.
+
+        The file maps ``stage<k>`` to seconds; a stage resumed in its middle
+        records only the time since the resume.
+        """
+        seconds = time.perf_counter() - self._stage_started
+        self.runner.logger.info(
+            f'Stage {stage.index} ({stage.name}) finished in {seconds:.1f} s')
+        path = os.path.join(self.runner.work_dir, 'stage_times.json')
+        times = {}
+        if os.path.isfile(path):
+            with open(path) as file:
+                times = json.load(file)
+        times[f'stage{stage.index}'] = round(seconds, 2)
+        if self.runner.rank == 0:
+            with open(path, 'w') as file:
+                json.dump(times, file, indent=1)
+
+    def _forget_previous_stage_logs(self) -> None:
+        """Drop the previous stage's loss values from the smoothed logs.
+
+        The logger averages each key over a window of iterations; without
+        this, stage 1 would keep printing stage 0's ``loss_cls``.
+        """
+        keep = ('train/lr', 'train/time', 'train/data_time')
+        scalars = self.runner.message_hub.log_scalars
+        for key in [k for k in scalars if k.startswith('train/')]:
+            if key not in keep:
+                scalars.pop(key)
+
+    def _restart_optimizer(self) -> None:
+        """Clear momentum state; the learning rate restarts from its base."""
+        for optimizer in self._optimizers():
+            optimizer.state.clear()
+
+    def _optimizers(self) -> Sequence[torch.optim.Optimizer]:
+        """The torch optimizers behind the runner's optim wrapper(s)."""
+        wrapper = self.runner.optim_wrapper
+        if hasattr(wrapper, 'optim_wrappers'):
+            return [w.optimizer for w in wrapper.optim_wrappers.values()]
+        return [wrapper.optimizer]
+
+    def _reset_lr_if_stage_ends(self) -> None:
+        """At a stage's last iteration, put every lr back to its base value.
+
+        Runs before the scheduler hook steps, so the next stage's first
+        scheduler value (e.g. a warm-up start) is computed from the base lr
+        and not from the previous stage's decayed one.
+        """
+        stage = self._active
+        last_epoch = self._epoch + 1 == stage.end
+        last_iter = (self._iter + 1) % len(self.dataloader) == 0
+        if not (last_epoch and last_iter) or stage is self.stages[-1]:
+            return
+        for optimizer in self._optimizers():
+            for group in optimizer.param_groups:
+                group['lr'] = group.get('initial_lr', group['lr'])
+
+    def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
+        """One training iteration through the model (all stages)."""
+        self.runner.call_hook(
+            'before_train_iter', batch_idx=idx, data_batch=data_batch)
+        outputs = self.runner.model.train_step(
+            data_batch, optim_wrapper=self.runner.optim_wrapper)
+        self._reset_lr_if_stage_ends()
+        self.runner.call_hook(
+            'after_train_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=outputs)
+        self._iter += 1
+
+    def run_cached_iter(self, idx: int,
+                        batch: Tuple[torch.Tensor, torch.Tensor]) -> None:
+        """One stage-1 iteration on cached pooled features.
+
+        The backbone is skipped, so DDP's gradient hooks do not fire: with
+        several processes the diffusion gradients are averaged here.
+        """
+        pooled, labels = batch
+        data_batch = dict(inputs=pooled, labels=labels)
+        self.runner.call_hook(
+            'before_train_iter', batch_idx=idx, data_batch=data_batch)
+        wrapper = self.runner.optim_wrapper
+        model = self.model
+        with wrapper.optim_context(self.runner.model):
+            losses = model.cls_head.loss_from_pooled(pooled, labels)
+        parsed, outputs = model.parse_losses(losses)
+        wrapper.backward(parsed)
+        world_size = get_world_size()
+        if world_size > 1:
+            for module in model.cls_head.diffusion_modules():
+                for param in module.parameters():
+                    if param.grad is not None:
+                        torch_dist.all_reduce(param.grad)
+                        param.grad.div_(world_size)
+        wrapper.step()
+        wrapper.zero_grad()
+        self._reset_lr_if_stage_ends()
+        self.runner.call_hook(
+            'after_train_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=outputs)
+        self._iter += 1

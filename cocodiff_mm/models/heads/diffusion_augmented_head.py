@@ -1,0 +1,330 @@
+"""GCNHead with CoCoDiff's training-only latent diffusion augmentation."""
+import copy
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmaction.models.heads import GCNHead
+from mmaction.registry import MODELS
+from mmaction.utils import SampleList
+from mmengine.model import normal_init
+
+from ..text.text_bank import TextEmbeddingBank
+
+#: Training objectives, one per stage of :class:`TwoStageLoop`.
+#: ``classify``: stock cross-entropy (stage 0, the baseline GCN);
+#: ``diffusion``: L_rec + λ·L_con on a frozen GCN (stage 1);
+#: ``joint``: CE(real) + CE(generated) + L_rec + λ·L_con (stage 2).
+OBJECTIVES = ('classify', 'diffusion', 'joint')
+
+#: Text guidance ablations of the paper's Table II.
+TEXT_MODES = ('both', 'fine', 'coarse', 'none')
+
+SAMPLERS = ('ddpm', 'ddim')
+
+
+@MODELS.register_module()
+class DiffusionAugmentedHead(GCNHead):
+    """GCN head trained on real plus diffusion-generated features (CoCoDiff).
+
+    ``predict`` (and ``forward``) is the stock :class:`GCNHead` path:
+    inference costs nothing extra, and the classifier ``fc`` is the only
+    part a test-time checkpoint needs (``tools/export_inference_ckpt.py``).
+
+    ``loss`` pools the backbone feature ``x0`` exactly as ``GCNHead`` does,
+    then, depending on :attr:`objective`:
+
+    * trains the denoiser ``ε_θ(x_t, t, e_f(y))`` with ``L_rec`` (fine-text
+      conditioning, method.md Eq. 4);
+    * generates same-class features by noising the real ``x0`` with the
+      forward process and running the reverse chain conditioned on the
+      fine text (``generation``);
+    * aligns the generated features, through a learned projection ``g``,
+      with the coarse texts by the bidirectional KL contrastive loss
+      ``λ·L_con`` (Eq. 5-6);
+    * and adds the cross-entropy on the generated features (Eq. 8).
+
+    Returned keys: ``loss_cls`` (CE on real, with ``top1_acc``/``top5_acc``),
+    ``loss_gen_cls`` (CE on generated), ``loss_rec``, ``loss_con`` (already
+    weighted by λ), and the logged ``acc_generated``.
+
+    Args:
+        num_classes (int): Number of classes.
+        in_channels (int): Channels ``C`` of the pooled backbone feature.
+        text_bank (dict): Arguments of :class:`TextEmbeddingBank`
+            (``texts``, ``encoder``, ``pretrained``, ``sample_mode``, ...).
+            ``num_classes`` defaults to the head's.
+        diffusion (dict, optional): Config of the diffusion process.
+            Defaults to ``dict(type='GaussianDiffusion', num_steps=30)``
+            (T = 30, the paper's best for CTR-GCN).
+        denoiser (dict, optional): Config of the noise predictor; its
+            ``feat_dim`` and ``cond_dim`` are filled in. Defaults to
+            ``dict(type='ConditionalUNet1D')``.
+        loss_text (dict, optional): Config of the coarse-text loss; its
+            ``loss_weight`` is λ. Defaults to
+            ``dict(type='TextGuidanceLoss', loss_weight=1.0)``.
+        text_mode (str): ``'both'`` (fine conditioning and coarse loss),
+            ``'fine'``, ``'coarse'`` or ``'none'`` (Table II ablations).
+            Defaults to ``'both'``.
+        generation (dict, optional): How features are generated:
+            ``sampler`` (``'ddpm'`` full chain or ``'ddim'``), ``start_step``
+            (``None``: forward to the last step T, the paper's choice; or an
+            intermediate 0-based step), ``ddim_steps`` and ``eta`` for DDIM.
+            Defaults to ``dict(sampler='ddpm', start_step=None)``.
+        loss_rec_weight (float): Weight of ``L_rec``. Defaults to 1.0.
+        loss_gen_weight (float): Weight of CE on generated features.
+            Defaults to 1.0.
+        detach_real (bool): Stop diffusion losses from changing the GCN
+            through ``x0`` (the GCN learns from CE only). Defaults to True.
+        feature_norm_momentum (float): Momentum of the running mean and
+            variance that standardise ``x0`` before diffusion (the chain
+            assumes unit-scale data, as in latent diffusion); generated
+            features are mapped back. Defaults to 0.1.
+        objective (str): Initial objective, one of :data:`OBJECTIVES`; the
+            multi-stage loop sets it per stage. Defaults to ``'joint'`` (so a
+            plain epoch loop trains the stage-2 objective: "no stage 1").
+        **kwargs: Arguments of :class:`GCNHead` (``loss_cls``, ``dropout``,
+            ``average_clips``, ``init_cfg``, ...).
+    """
+
+    def __init__(self,
+                 num_classes: int,
+                 in_channels: int,
+                 text_bank: Dict,
+                 diffusion: Optional[Dict] = None,
+                 denoiser: Optional[Dict] = None,
+                 loss_text: Optional[Dict] = None,
+                 text_mode: str = 'both',
+                 generation: Optional[Dict] = None,
+                 loss_rec_weight: float = 1.0,
+                 loss_gen_weight: float = 1.0,
+                 detach_real: bool = True,
+                 feature_norm_momentum: float = 0.1,
+                 objective: str = 'joint',
+                 **kwargs) -> None:
+        super().__init__(num_classes, in_channels, **kwargs)
+        if text_mode not in TEXT_MODES:
+            raise ValueError(f'text_mode must be one of {TEXT_MODES}, got '
+                             f'{text_mode!r}')
+        self.text_mode = text_mode
+        self.loss_rec_weight = loss_rec_weight
+        self.loss_gen_weight = loss_gen_weight
+        self.detach_real = detach_real
+        self.feature_norm_momentum = feature_norm_momentum
+        self.register_buffer('feature_mean', torch.zeros(in_channels))
+        self.register_buffer('feature_var', torch.ones(in_channels))
+        self.generation = self._check_generation(generation)
+
+        bank_cfg = dict(text_bank)
+        bank_cfg.setdefault('num_classes', num_classes)
+        if bank_cfg['num_classes'] != num_classes:
+            raise ValueError(
+                f'model.cls_head.text_bank.num_classes='
+                f'{bank_cfg["num_classes"]} but the head has num_classes='
+                f'{num_classes}')
+        self.text_bank = TextEmbeddingBank(**bank_cfg)
+
+        self.diffusion = MODELS.build(
+            diffusion or dict(type='GaussianDiffusion', num_steps=30))
+        denoiser_cfg = copy.deepcopy(
+            denoiser or dict(type='ConditionalUNet1D'))
+        denoiser_cfg['feat_dim'] = in_channels
+        denoiser_cfg['cond_dim'] = (
+            self.text_bank.dim if self.uses_fine_text else None)
+        self.denoiser = MODELS.build(denoiser_cfg)
+        if self.uses_coarse_text:
+            self.projection = nn.Linear(in_channels, self.text_bank.dim)
+            self.loss_text = MODELS.build(
+                loss_text or dict(type='TextGuidanceLoss', loss_weight=1.0))
+        else:
+            self.projection = None
+            self.loss_text = None
+        self.objective = 'joint'
+        self.set_objective(objective)
+
+    @staticmethod
+    def _check_generation(generation: Optional[Dict]) -> Dict:
+        """Validate the generation options and fill in defaults."""
+        options = dict(sampler='ddpm', start_step=None, ddim_steps=None,
+                       eta=0.0)
+        unknown = set(generation or {}) - set(options)
+        if unknown:
+            raise ValueError(f'unknown generation options {sorted(unknown)}; '
+                             f'allowed: {sorted(options)}')
+        options.update(generation or {})
+        if options['sampler'] not in SAMPLERS:
+            raise ValueError(f'generation.sampler must be one of {SAMPLERS}, '
+                             f'got {options["sampler"]!r}')
+        if options['sampler'] == 'ddim' and not options['ddim_steps']:
+            raise ValueError('generation.sampler=ddim needs '
+                             'generation.ddim_steps (e.g. 5)')
+        return options
+
+    @property
+    def uses_fine_text(self) -> bool:
+        """bool: Whether the denoiser is conditioned on fine texts."""
+        return self.text_mode in ('both', 'fine')
+
+    @property
+    def uses_coarse_text(self) -> bool:
+        """bool: Whether generated features are aligned with coarse texts."""
+        return self.text_mode in ('both', 'coarse')
+
+    def set_objective(self, objective: str) -> None:
+        """Switch the training objective (see :data:`OBJECTIVES`)."""
+        if objective not in OBJECTIVES:
+            raise ValueError(f'objective must be one of {OBJECTIVES}, got '
+                             f'{objective!r}')
+        self.objective = objective
+
+    def diffusion_modules(self) -> Tuple[nn.Module, ...]:
+        """The trainable parts used only in training (denoiser, g, τ)."""
+        return tuple(module for module in (self.denoiser, self.projection,
+                                           self.loss_text)
+                     if module is not None)
+
+    def init_weights(self) -> None:
+        """Initialise the classifier like ``GCNHead`` (N(0, 0.01), zero bias).
+
+        The denoiser keeps its own initialisation (a zero output layer);
+        re-initialising the head between stages touches only ``fc``.
+        """
+        normal_init(self.fc, std=0.01)
+        self._is_init = True
+
+    def pool_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Pool (N, M, C, T, V) backbone features to (N, C) like GCNHead."""
+        N, M, C, T, V = feats.shape
+        return feats.reshape(N, M, C, T * V).mean(dim=-1).mean(dim=1)
+
+    def classify(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Class scores of pooled features (dropout, then ``fc``)."""
+        if self.dropout is not None:
+            pooled = self.dropout(pooled)
+        return self.fc(pooled)
+
+    def _standardize(self, x0: torch.Tensor) -> torch.Tensor:
+        """Map features to the diffusion space (updating running stats).
+
+        Statistics are kept in float32 also under mixed precision.
+        """
+        if self.training and x0.size(0) > 1:
+            with torch.no_grad():
+                momentum = self.feature_norm_momentum
+                stats = x0.detach().float()
+                self.feature_mean.lerp_(stats.mean(0), momentum)
+                self.feature_var.lerp_(stats.var(0, unbiased=False),
+                                       momentum)
+        return (x0 - self.feature_mean) * torch.rsqrt(self.feature_var + 1e-5)
+
+    def _unstandardize(self, z: torch.Tensor) -> torch.Tensor:
+        """Map diffusion-space features back to the GCN's feature space."""
+        return z * torch.sqrt(self.feature_var + 1e-5) + self.feature_mean
+
+    def _fine_condition(self, labels: torch.Tensor) -> Optional[torch.Tensor]:
+        """Fine-text embeddings ``e_f(y)`` or ``None`` without fine text."""
+        if not self.uses_fine_text:
+            return None
+        return self.text_bank.embed(labels, 'fine')
+
+    def generate(self, z0: torch.Tensor,
+                 labels: torch.Tensor) -> torch.Tensor:
+        """Same-class features through the forward and reverse process.
+
+        Args:
+            z0 (Tensor): Standardised real pooled features (N, C).
+            labels (Tensor): Their labels (N,).
+
+        Returns:
+            Tensor: Generated features (N, C) in the GCN's feature space;
+            differentiable with respect to the denoiser.
+        """
+        options = self.generation
+        return self._unstandardize(self.diffusion.generate(
+            self.denoiser,
+            z0,
+            self._fine_condition(labels),
+            start_step=options['start_step'],
+            sampler=options['sampler'],
+            ddim_steps=options['ddim_steps'],
+            eta=options['eta']))
+
+    def diffusion_losses(self, x0: torch.Tensor, labels: torch.Tensor
+                         ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """``L_rec`` and ``λ·L_con`` of real features, and the generated ones.
+
+        Args:
+            x0 (Tensor): Real pooled features (N, C).
+            labels (Tensor): Their labels (N,).
+
+        Returns:
+            tuple: The loss dict (``loss_rec`` and, with coarse text,
+            ``loss_con``) and the generated features (N, C).
+        """
+        if self.detach_real:
+            x0 = x0.detach()
+        z0 = self._standardize(x0)
+        cond = self._fine_condition(labels)
+        terms = self.diffusion.training_losses(self.denoiser, z0, cond)
+        losses = dict(loss_rec=self.loss_rec_weight * terms['loss'].mean())
+        generated = self.generate(z0, labels)
+        if self.uses_coarse_text:
+            coarse = self.text_bank.embed(labels, 'coarse')
+            losses['loss_con'] = self.loss_text(
+                self.projection(generated), coarse.to(generated.dtype),
+                labels)
+        return losses, generated
+
+    @staticmethod
+    def _labels(data_samples: SampleList, device: torch.device) -> torch.Tensor:
+        """Hard labels of a batch as a (N,) long tensor."""
+        labels = torch.stack([sample.gt_label for sample in data_samples])
+        labels = labels.to(device).reshape(len(data_samples), -1)
+        if labels.size(1) != 1:
+            raise ValueError('DiffusionAugmentedHead needs one hard label '
+                             f'per sample, got labels of shape '
+                             f'{tuple(labels.shape)}')
+        return labels[:, 0].long()
+
+    def loss(self, feats: Union[torch.Tensor, Tuple[torch.Tensor]],
+             data_samples: SampleList, **kwargs) -> Dict:
+        """Training losses of the current objective.
+
+        Args:
+            feats (Tensor): Backbone features (N, M, C, T, V).
+            data_samples (list[ActionDataSample]): The batch's samples.
+
+        Returns:
+            dict: Loss terms (``loss_*``) and logged accuracies.
+        """
+        if self.objective == 'classify':
+            return super().loss(feats, data_samples, **kwargs)
+        pooled = self.pool_features(feats)
+        labels = self._labels(data_samples, pooled.device)
+        if self.objective == 'diffusion':
+            losses, _ = self.diffusion_losses(pooled, labels)
+            return losses
+        losses = self.loss_by_feat(self.classify(pooled), data_samples)
+        diffusion_terms, generated = self.diffusion_losses(pooled, labels)
+        losses.update(diffusion_terms)
+        gen_scores = self.classify(generated)
+        losses['loss_gen_cls'] = self.loss_gen_weight * self.loss_cls(
+            gen_scores, labels)
+        with torch.no_grad():
+            losses['acc_generated'] = (gen_scores.argmax(dim=1) == labels
+                                       ).float().mean()
+        return losses
+
+    def loss_from_pooled(self, pooled: torch.Tensor,
+                         labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Stage-1 losses on cached pooled features (no backbone pass).
+
+        Args:
+            pooled (Tensor): Pooled features of a frozen GCN (N, C).
+            labels (Tensor): Their labels (N,).
+
+        Returns:
+            dict: ``loss_rec`` and, with coarse text, ``loss_con``.
+        """
+        losses, _ = self.diffusion_losses(pooled, labels)
+        return losses

@@ -1,0 +1,197 @@
+"""Shared fixtures: generated skeleton data in mmaction2's pickle format."""
+import os
+import pickle
+from pathlib import Path
+from typing import Dict, Optional
+
+import numpy as np
+import pytest
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+
+import cocodiff_mm  # noqa: E402,F401  (runtime fixes before mmaction2)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        '--runslow',
+        action='store_true',
+        default=False,
+        help='also run the slow end-to-end tests (make test-all)')
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: long end-to-end run; only with --runslow')
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption('--runslow'):
+        return
+    skip = pytest.mark.skip(reason='slow end-to-end run: use --runslow '
+                            '(make test-all)')
+    for item in items:
+        if 'slow' in item.keywords:
+            item.add_marker(skip)
+
+
+def shared_data_dir() -> Path:
+    """The real data folder (``COCODIFF_SHARED_DATA`` or ../shared/data)."""
+    return Path(
+        os.environ.get('COCODIFF_SHARED_DATA', REPO.parent / 'shared' / 'data'))
+
+
+def make_skeleton_annotations(num_classes: int,
+                              per_class: int = 4,
+                              num_joints: int = 25,
+                              num_coords: int = 3,
+                              num_persons: int = 2,
+                              frames: int = 20,
+                              with_score: bool = False,
+                              splits: Optional[Dict[str, str]] = None,
+                              seed: int = 0) -> Dict:
+    """Generated clips in the exact layout of mmaction2's skeleton pickles.
+
+    Each class moves one joint along its own direction, so a model can
+    learn the labels. Even samples go to the train split, odd ones to val.
+
+    Args:
+        num_classes (int): Number of classes.
+        per_class (int): Clips per class. Defaults to 4.
+        num_joints (int): Joints V. Defaults to 25.
+        num_coords (int): Coordinates C. Defaults to 3.
+        num_persons (int): Persons M. Defaults to 2.
+        frames (int): Frames T. Defaults to 20.
+        with_score (bool): Add ``keypoint_score`` (2D data). Defaults to
+            False.
+        splits (dict, optional): Names of the train and val splits,
+            ``dict(train=..., val=...)``. Defaults to xsub_train/xsub_val.
+        seed (int): Random seed. Defaults to 0.
+
+    Returns:
+        dict: ``dict(split=..., annotations=[...])``.
+    """
+    splits = splits or dict(train='xsub_train', val='xsub_val')
+    rng = np.random.default_rng(seed)
+    annotations, split = [], {splits['train']: [], splits['val']: []}
+    time = np.linspace(0, 2 * np.pi, frames)
+    for label in range(num_classes):
+        direction = rng.normal(size=num_coords)
+        direction /= np.linalg.norm(direction)
+        joint = label % num_joints
+        for index in range(per_class):
+            name = f'S001C001P{index + 1:03d}R001A{label + 1:03d}'
+            rest = rng.normal(scale=0.3, size=(num_persons, 1, num_joints,
+                                               num_coords))
+            keypoint = np.repeat(rest, frames, axis=1)
+            keypoint[:, :, joint] += np.sin(time)[None, :, None] * direction
+            keypoint += rng.normal(scale=0.02, size=keypoint.shape)
+            sample = dict(
+                frame_dir=name,
+                label=label,
+                total_frames=frames,
+                keypoint=keypoint.astype(np.float32),
+                img_shape=(1080, 1920),
+                original_shape=(1080, 1920))
+            if with_score:
+                sample['keypoint_score'] = rng.uniform(
+                    0.5, 1.0, size=(num_persons, frames,
+                                    num_joints)).astype(np.float32)
+            annotations.append(sample)
+            split[splits['train' if index % 2 == 0 else 'val']].append(name)
+    return dict(split=split, annotations=annotations)
+
+
+def write_pickle(path: Path, data: Dict) -> Path:
+    """Write annotations to ``path`` (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'wb') as file:
+        pickle.dump(data, file)
+    return path
+
+
+@pytest.fixture(scope='session')
+def ntu60_pickle(tmp_path_factory) -> Path:
+    """A small generated ``ntu60_3d.pkl`` (60 classes, 2 persons, 3D)."""
+    path = tmp_path_factory.mktemp('data') / 'ntu60_3d.pkl'
+    return write_pickle(path, make_skeleton_annotations(60, per_class=2))
+
+
+@pytest.fixture(scope='session')
+def text_bank_cache() -> Path:
+    """A text-bank cache kept between runs (``.cache/test_text_banks``).
+
+    Bank files are keyed by a hash of their texts, encoder and weights and
+    checked on load, so a stale file is never used; keeping them saves the
+    MiniLM encoding (tens of seconds) on every run after the first.
+    """
+    path = Path(os.environ.get('COCODIFF_TEST_BANKS',
+                               REPO / '.cache' / 'test_text_banks'))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def tiny_options(ann_file: Path, bank_dir: Optional[Path] = None) -> list:
+    """``--cfg-options`` that shrink an NTU config to seconds on a CPU.
+
+    The model keeps its architecture with 8 base channels (features of 32),
+    clips are 16 frames, and checkpoints are kept for every epoch.
+    """
+    options = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [
+            f'{loader}.dataset.ann_file={ann_file}',
+            f'{loader}.num_workers=0', f'{loader}.persistent_workers=False',
+            f'{loader}.dataset.pipeline.2.clip_len=16'
+        ]
+    options += [
+        'train_dataloader.batch_size=8', 'val_dataloader.batch_size=8',
+        'test_dataloader.dataset.pipeline.2.num_clips=2',
+        'model.backbone.base_channels=8', 'model.cls_head.in_channels=32',
+        'default_hooks.checkpoint.max_keep_ckpts=-1',
+        'default_hooks.logger.interval=2'
+    ]
+    if bank_dir is not None:
+        options += [
+            'model.cls_head.text_bank.encoder=minilm',
+            f'model.cls_head.text_bank.cache_dir={bank_dir}',
+            'model.cls_head.denoiser.base_channels=16'
+        ]
+    return options
+
+
+def run_tool(*args: str, timeout: int = 600, env: Optional[dict] = None):
+    """Run ``python tools/...`` from the repository root; return the result.
+
+    Raises:
+        AssertionError: With the tail of the output when it exits non-zero.
+    """
+    import subprocess
+    import sys
+
+    full_env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
+    full_env.update(env or {})
+    result = subprocess.run([sys.executable, *args],
+                            cwd=REPO,
+                            env=full_env,
+                            capture_output=True,
+                            text=True,
+                            timeout=timeout)
+    return result
+
+
+def run_ok(*args: str, **kwargs):
+    """:func:`run_tool` that must succeed."""
+    result = run_tool(*args, **kwargs)
+    assert result.returncode == 0, (
+        f'{" ".join(args)} exited {result.returncode}\n'
+        f'{result.stdout[-3000:]}\n{result.stderr[-5000:]}')
+    return result
+
+
+def read_log(work_dir: Path) -> str:
+    """Text of every mmengine log file under ``work_dir``."""
+    return '\n'.join(
+        path.read_text() for path in sorted(work_dir.glob('*/*.log')))
