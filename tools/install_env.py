@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = ROOT / 'requirements'
@@ -41,6 +41,29 @@ def probe_torch(python: str) -> Optional[dict]:
     if result.returncode != 0:
         return None
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def venv_flags(base_torch: Optional[dict]) -> List[str]:
+    """``venv`` flags: inherit the base interpreter's CUDA torch if any."""
+    if base_torch and base_torch.get('cuda'):
+        return ['--system-site-packages']
+    return []
+
+
+def torch_plan(torch_info: Optional[dict]) -> Tuple[bool, str]:
+    """Whether to install the pinned torch pair, and pip's constraints.
+
+    Args:
+        torch_info (dict, optional): What :func:`probe_torch` found in the
+            venv (``None``: no torch).
+
+    Returns:
+        tuple: ``(install_pinned_pair, constraints_text)``. A CUDA build is
+        kept and pinned to its own version so pip never replaces it.
+    """
+    if torch_info and torch_info.get('cuda'):
+        return False, f'torch=={torch_info["version"]}\n'
+    return True, (REQ / 'torch.txt').read_text()
 
 
 def input_digest(extra: str) -> str:
@@ -71,10 +94,8 @@ def main() -> int:
     python = str(venv / 'bin' / 'python')
     if not Path(python).exists():
         base_torch = probe_torch(sys.executable)
-        flags = []
-        if base_torch and base_torch['cuda']:
-            # Let the venv see the CUDA torch of the base interpreter.
-            flags.append('--system-site-packages')
+        flags = venv_flags(base_torch)
+        if flags:
             print(f'keeping the CUDA torch {base_torch["version"]} '
                   f'(CUDA {base_torch["cuda"]}) of {sys.executable}')
         run([sys.executable, '-m', 'venv', *flags, str(venv)])
@@ -96,13 +117,13 @@ def main() -> int:
               're-installing:\n' + check.stderr[-2000:])
 
     constraints = venv / 'cocodiff-constraints.txt'
-    if keep_cuda_torch:
-        print(f'keeping CUDA torch {torch_info["version"]} '
-              f'(CUDA {torch_info["cuda"]}); not installing requirements/torch.txt')
-        constraints.write_text(f'torch=={torch_info["version"]}\n')
-    else:
+    install_pinned_torch, constraint_text = torch_plan(torch_info)
+    if install_pinned_torch:
         pip(python, '-r', str(REQ / 'torch.txt'))
-        constraints.write_text((REQ / 'torch.txt').read_text())
+    else:
+        print(f'keeping CUDA torch {torch_info["version"]} (CUDA '
+              f'{torch_info["cuda"]}); not installing requirements/torch.txt')
+    constraints.write_text(constraint_text)
 
     requirement_files = ['runtime.txt', 'tests.txt']
     if not args.no_minilm:

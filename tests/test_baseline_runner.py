@@ -1,0 +1,82 @@
+"""The stock CTR-GCN baseline through our tools: train, test, distribute."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, read_log, run_ok, tiny_options
+
+BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_train_checkpoint_and_test(ntu60_pickle, tmp_path):
+    work = tmp_path / 'work'
+    run_ok('tools/train.py', BASELINE, '--work-dir', str(work), '--seed',
+           '0', '--cfg-options', *tiny_options(ntu60_pickle),
+           'train_cfg.max_epochs=1')
+    checkpoint = work / 'epoch_1.pth'
+    assert checkpoint.is_file()
+    log = read_log(work)
+    assert 'Epoch(train) [1][8/8]' in log and 'acc/top1' in log
+    # tools/test.py loads it through torch.load (mmengine's loader).
+    metrics = tmp_path / 'metrics.json'
+    result = run_ok('tools/test.py', BASELINE, str(checkpoint), '--work-dir',
+                    str(tmp_path / 'test'), '--metrics-out', str(metrics),
+                    '--cfg-options', *tiny_options(ntu60_pickle))
+    values = json.loads(metrics.read_text())
+    assert set(values) >= {'acc/top1', 'acc/top5', 'acc/mean1'}
+    assert 'Load checkpoint from' in result.stdout + result.stderr
+
+
+def test_resume_continues_from_the_checkpoint(ntu60_pickle, tmp_path):
+    work = tmp_path / 'work'
+    options = [*tiny_options(ntu60_pickle), 'train_cfg.max_epochs=2',
+               'train_cfg.val_interval=2']
+    run_ok('tools/train.py', BASELINE, '--work-dir', str(work),
+           '--cfg-options', *options, 'train_cfg.max_epochs=1')
+    run_ok('tools/train.py', BASELINE, '--work-dir', str(work), '--resume',
+           '--cfg-options', *options)
+    log = read_log(work)
+    assert 'resumed epoch: 1' in log
+    assert (work / 'epoch_2.pth').is_file()
+
+
+@pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
+def test_dist_train_two_cpu_processes(ntu60_pickle, tmp_path):
+    work = tmp_path / 'work'
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE='1',
+        PYTHON=sys.executable,
+        PORT=str(free_port()),
+        OMP_NUM_THREADS='1',
+        PYTHONWARNINGS='ignore')
+    result = subprocess.run(
+        [
+            'bash', 'tools/dist_train.sh', BASELINE, '2', '--work-dir',
+            str(work), '--cfg-options', *tiny_options(ntu60_pickle),
+            'train_cfg.max_epochs=1'
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    log = read_log(work)
+    assert 'Distributed launcher: pytorch' in log or \
+        "launcher='pytorch'" in log
+    assert "'backend': 'gloo'" in log or 'gloo' in log
+    # 60 training clips, 8 per process and step, 2 processes: 4 steps.
+    assert 'Epoch(train) [1][4/4]' in log
+    assert (work / 'epoch_1.pth').is_file()
