@@ -1,0 +1,1 @@
+"""Dataset tools: converters, annotation checks and the demo generator."""
