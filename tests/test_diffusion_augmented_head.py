@@ -86,7 +86,7 @@ def test_losses_per_objective_and_text_mode(text_bank_cache, feats, text_mode,
 
     head.set_objective('diffusion')
     losses = head.loss(feats, data)
-    assert set(losses) == expected
+    assert set(losses) == expected | {'acc_generated'}
     assert all(torch.isfinite(v) for v in losses.values())
 
     head.set_objective('joint')
@@ -201,3 +201,21 @@ def test_export_tool_checks_strict_load(tmp_path, text_bank_cache):
     missing = run_tool('tools/export_inference_ckpt.py',
                        str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth'))
     assert missing.returncode == 2 and 'nope.pth' in missing.stderr
+
+
+def test_generated_ce_is_scaled_and_trains_only_the_classifier(
+        text_bank_cache, feats):
+    head = MODELS.build(head_cfg(text_bank_cache, text_mode='none'))
+    head.train()
+    data = samples([0, 1, 2, 3, 4, 5])
+    head.gen_cls_scale = 0.0
+    assert head.loss(feats, data)['loss_gen_cls'] == 0
+    head.gen_cls_scale = 1.0
+    losses = head.loss(feats, data)
+    losses['loss_gen_cls'].backward()
+    assert head.fc.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in head.denoiser.parameters())
+    # Stage-1 objective logs how class-faithful the generated features are.
+    head.set_objective('diffusion')
+    stage1 = head.loss(feats, data)
+    assert 0.0 <= float(stage1['acc_generated']) <= 1.0

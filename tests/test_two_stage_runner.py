@@ -76,7 +76,7 @@ def test_scratch_runs_every_stage_in_order(scratch_run):
         '(global epoch 4/5)' in log
     losses = losses_by_epoch(log)
     assert set(losses[1]) == {'loss', 'loss_cls'}
-    assert set(losses[3]) == {'loss', 'loss_rec', 'loss_con'}
+    assert set(losses[3]) == {'loss', 'loss_rec', 'loss_con', 'acc_generated'}
     assert {'loss_cls', 'loss_gen_cls', 'loss_rec', 'loss_con',
             'acc_generated'} <= set(losses[5])
     for epoch_losses in losses.values():

@@ -60,6 +60,11 @@ class TwoStageLoop(EpochBasedTrainLoop):
             (no stage 1), the paper's Table V. Defaults to ``'pretrained'``.
         cache_features (bool): Extract the frozen GCN's pooled features once
             per stage-1 run instead of every iteration. Defaults to True.
+        gen_cls_warmup_epochs (float): In stage 2, the weight of the
+            cross-entropy on generated features rises linearly from 0 to 1
+            over this many epochs, while the diffusion (trained on the old
+            GCN's features) adapts to the fresh GCN. 0 disables it.
+            Defaults to 5 (the recipe's lr warm-up).
         val_interval (int): Validation interval (epochs) in stage 2.
             Defaults to 1.
         dynamic_intervals (list[tuple[int, int]], optional): As in
@@ -75,6 +80,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
                  pretrained: Optional[str] = None,
                  stage1_source: str = 'pretrained',
                  cache_features: bool = True,
+                 gen_cls_warmup_epochs: float = 5,
                  val_interval: int = 1,
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None
                  ) -> None:
@@ -96,6 +102,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
         self.pretrained = pretrained
         self.stage1_source = stage1_source
         self.cache_features = cache_features
+        self.gen_cls_warmup_epochs = gen_cls_warmup_epochs
         # Built by the Runner right after this loop, on the global axis.
         runner.param_schedulers = shift_schedulers(self.stages)
         self._pretrained_state: Optional[Dict[str, torch.Tensor]] = None
@@ -273,8 +280,19 @@ class TwoStageLoop(EpochBasedTrainLoop):
             for group in optimizer.param_groups:
                 group['lr'] = group.get('initial_lr', group['lr'])
 
+    def _ramp_generated_loss(self) -> None:
+        """Set the stage-2 weight of CE on generated features (warm-up)."""
+        stage = self._active
+        scale = 1.0
+        if stage.index == 2 and self.gen_cls_warmup_epochs > 0:
+            done = self._iter - stage.begin * len(self.dataloader)
+            total = self.gen_cls_warmup_epochs * len(self.dataloader)
+            scale = min(1.0, max(0.0, done / total))
+        self.model.cls_head.gen_cls_scale = scale
+
     def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
         """One training iteration through the model (all stages)."""
+        self._ramp_generated_loss()
         self.runner.call_hook(
             'before_train_iter', batch_idx=idx, data_batch=data_batch)
         outputs = self.runner.model.train_step(

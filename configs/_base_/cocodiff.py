@@ -34,7 +34,9 @@ cocodiff_head = dict(
     text_mode='both',
     generation=dict(sampler='ddpm', start_step=None),
     loss_rec_weight=1.0,
-    loss_gen_weight=1.0)
+    loss_gen_weight=1.0,
+    # CE on generated features trains the classifier only (stable stage 2).
+    gen_cls_trains_diffusion=False)
 
 # The diffusion parts learn at a tenth of the GCN's rate (SGD at 0.1 makes
 # the chain diverge); the temperature has no weight decay.
@@ -54,6 +56,7 @@ cocodiff_train_cfg = dict(
     pretrained=None,
     stage1_source='pretrained',
     cache_features=True,
+    gen_cls_warmup_epochs=5,
     stage0=dict(epochs=90),
     stage1=dict(epochs=30),
     stage2=dict(epochs=90),

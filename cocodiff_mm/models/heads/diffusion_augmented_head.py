@@ -76,6 +76,13 @@ class DiffusionAugmentedHead(GCNHead):
             Defaults to 1.0.
         detach_real (bool): Stop diffusion losses from changing the GCN
             through ``x0`` (the GCN learns from CE only). Defaults to True.
+        gen_cls_trains_diffusion (bool): Whether the cross-entropy on
+            generated features also trains the denoiser through the reverse
+            chain. By default it trains the classifier only; the denoiser
+            learns from ``L_rec`` and, through the chain, ``λ·L_con``. With a
+            freshly initialised GCN in stage 2, the classifier's large early
+            gradients through the 30-step chain made training diverge in our
+            runs. Defaults to False.
         feature_norm_momentum (float): Momentum of the running mean and
             variance that standardise ``x0`` before diffusion (the chain
             assumes unit-scale data, as in latent diffusion); generated
@@ -99,6 +106,7 @@ class DiffusionAugmentedHead(GCNHead):
                  loss_rec_weight: float = 1.0,
                  loss_gen_weight: float = 1.0,
                  detach_real: bool = True,
+                 gen_cls_trains_diffusion: bool = False,
                  feature_norm_momentum: float = 0.1,
                  objective: str = 'joint',
                  **kwargs) -> None:
@@ -110,6 +118,7 @@ class DiffusionAugmentedHead(GCNHead):
         self.loss_rec_weight = loss_rec_weight
         self.loss_gen_weight = loss_gen_weight
         self.detach_real = detach_real
+        self.gen_cls_trains_diffusion = gen_cls_trains_diffusion
         self.feature_norm_momentum = feature_norm_momentum
         self.register_buffer('feature_mean', torch.zeros(in_channels))
         self.register_buffer('feature_var', torch.ones(in_channels))
@@ -139,6 +148,9 @@ class DiffusionAugmentedHead(GCNHead):
         else:
             self.projection = None
             self.loss_text = None
+        #: Factor on ``loss_gen_cls``, ramped up by the loop at stage 2's
+        #: start while the diffusion adapts to the fresh GCN.
+        self.gen_cls_scale = 1.0
         self.objective = 'joint'
         self.set_objective(objective)
 
@@ -212,9 +224,11 @@ class DiffusionAugmentedHead(GCNHead):
             with torch.no_grad():
                 momentum = self.feature_norm_momentum
                 stats = x0.detach().float()
-                self.feature_mean.lerp_(stats.mean(0), momentum)
-                self.feature_var.lerp_(stats.var(0, unbiased=False),
-                                       momentum)
+                # A non-finite batch must not poison the running statistics.
+                if torch.isfinite(stats).all():
+                    self.feature_mean.lerp_(stats.mean(0), momentum)
+                    self.feature_var.lerp_(stats.var(0, unbiased=False),
+                                           momentum)
         return (x0 - self.feature_mean) * torch.rsqrt(self.feature_var + 1e-5)
 
     def _unstandardize(self, z: torch.Tensor) -> torch.Tensor:
@@ -302,18 +316,24 @@ class DiffusionAugmentedHead(GCNHead):
         pooled = self.pool_features(feats)
         labels = self._labels(data_samples, pooled.device)
         if self.objective == 'diffusion':
-            losses, _ = self.diffusion_losses(pooled, labels)
-            return losses
+            return self.loss_from_pooled(pooled, labels)
         losses = self.loss_by_feat(self.classify(pooled), data_samples)
         diffusion_terms, generated = self.diffusion_losses(pooled, labels)
         losses.update(diffusion_terms)
+        if not self.gen_cls_trains_diffusion:
+            generated = generated.detach()
         gen_scores = self.classify(generated)
         losses['loss_gen_cls'] = self.loss_gen_weight * self.loss_cls(
             gen_scores, labels)
-        with torch.no_grad():
-            losses['acc_generated'] = (gen_scores.argmax(dim=1) == labels
-                                       ).float().mean()
+        losses['loss_gen_cls'] = losses['loss_gen_cls'] * self.gen_cls_scale
+        losses['acc_generated'] = self._accuracy(gen_scores, labels)
         return losses
+
+    @staticmethod
+    def _accuracy(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Top-1 accuracy (a logged value, not a loss)."""
+        with torch.no_grad():
+            return (scores.argmax(dim=1) == labels).float().mean()
 
     def loss_from_pooled(self, pooled: torch.Tensor,
                          labels: torch.Tensor) -> Dict[str, torch.Tensor]:
@@ -324,7 +344,11 @@ class DiffusionAugmentedHead(GCNHead):
             labels (Tensor): Their labels (N,).
 
         Returns:
-            dict: ``loss_rec`` and, with coarse text, ``loss_con``.
+            dict: ``loss_rec`` and, with coarse text, ``loss_con``; logged
+            ``acc_generated``: how often the frozen classifier assigns a
+            generated feature to its conditioning class.
         """
-        losses, _ = self.diffusion_losses(pooled, labels)
+        losses, generated = self.diffusion_losses(pooled, labels)
+        losses['acc_generated'] = self._accuracy(
+            self.fc(generated.detach()), labels)
         return losses
