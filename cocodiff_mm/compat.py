@@ -12,6 +12,7 @@ import importlib.util
 import os
 import sys
 import types
+import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -188,12 +189,24 @@ def disable_broken_multimodal() -> bool:
     return True
 
 
+def quiet_mmcv_lite_warning() -> None:
+    """Silence mmcv-lite's warning about its missing compiled attention op.
+
+    mmcv-lite ships no compiled ops by design (we install it because no
+    ``mmcv`` wheel exists for this torch, see the README); skeleton models
+    never use ``MultiScaleDeformableAttention``, yet every import warns.
+    """
+    warnings.filterwarnings(
+        'ignore', message='Fail to import ``MultiScaleDeformableAttention``')
+
+
 def apply_all() -> Dict[str, str]:
     """Apply every fix whose problem is present; safe to call repeatedly.
 
     Returns:
         dict: ``APPLIED``: the fixes active in this process.
     """
+    quiet_mmcv_lite_warning()
     stub_missing_drn_localizer()
     define_missing_torchvision_ops()
     register_trusted_checkpoint_loader()

@@ -10,11 +10,12 @@ import os.path as osp
 import sys
 
 import cocodiff_mm  # noqa: F401  (applies the runtime fixes first)
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
-from cocodiff_mm.engine.device import configure_device
-from cocodiff_mm.engine.preflight import PreflightError, check_data
+from cocodiff_mm.engine.launch import (add_runner_arguments,
+                                      parse_runner_arguments,
+                                      prepare_to_run)
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,25 +35,8 @@ def parse_args() -> argparse.Namespace:
         '--metrics-out',
         type=str,
         help='also write the evaluation metrics to this JSON file')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (lists as key="[a,b]")')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--skip-data-check',
-        action='store_true',
-        help='do not validate the annotation file before testing')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_arguments(parser)
+    return parse_runner_arguments(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -86,17 +70,14 @@ def main() -> int:
               file=sys.stderr)
         return 2
     cfg = merge_args(Config.fromfile(args.config), args)
-    configure_device(cfg)
-    if not args.skip_data_check and os.environ.get('RANK', '0') == '0':
-        try:
-            check_data(cfg, ('test_dataloader', ))
-        except PreflightError as error:
-            print(f'error: {error}', file=sys.stderr)
-            return 2
+    status = prepare_to_run(cfg, args, ('test_dataloader', ))
+    if status:
+        return status
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if args.metrics_out and runner.rank == 0:
-        os.makedirs(osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
+        os.makedirs(
+            osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)
         with open(args.metrics_out, 'w') as file:
             json.dump({k: float(v) for k, v in metrics.items()}, file,
                       indent=1)

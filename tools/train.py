@@ -6,16 +6,16 @@ backend and DDP wrapper are chosen for the machine (NCCL with CUDA, gloo
 without).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 import cocodiff_mm  # noqa: F401  (applies the runtime fixes first)
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
-from cocodiff_mm.engine.device import configure_device
-from cocodiff_mm.engine.preflight import PreflightError, check_data
+from cocodiff_mm.engine.launch import (add_runner_arguments,
+                                      parse_runner_arguments,
+                                      prepare_to_run)
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,25 +51,8 @@ def parse_args() -> argparse.Namespace:
         '--deterministic',
         action='store_true',
         help='set deterministic options for the CUDNN backend')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value (lists as key="[a,b]")')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument(
-        '--skip-data-check',
-        action='store_true',
-        help='do not validate the annotation files before training')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_arguments(parser)
+    return parse_runner_arguments(parser)
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
@@ -112,13 +95,10 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main() -> int:
     args = parse_args()
     cfg = merge_args(Config.fromfile(args.config), args)
-    configure_device(cfg)
-    if not args.skip_data_check and os.environ.get('RANK', '0') == '0':
-        try:
-            check_data(cfg, ('train_dataloader', 'val_dataloader'))
-        except PreflightError as error:
-            print(f'error: {error}', file=sys.stderr)
-            return 2
+    status = prepare_to_run(cfg, args,
+                            ('train_dataloader', 'val_dataloader'))
+    if status:
+        return status
     if args.resume is not None and args.resume != 'auto' and \
             not osp.isfile(args.resume):
         print(f'error: --resume checkpoint {args.resume} does not exist',

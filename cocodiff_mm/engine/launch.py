@@ -1,0 +1,63 @@
+"""What tools/train.py and tools/test.py share: arguments and pre-run set-up."""
+import argparse
+import os
+import sys
+from typing import Tuple
+
+from mmengine.config import Config, DictAction
+
+from .device import configure_device
+from .preflight import PreflightError, check_data
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cfg-options``, ``--launcher``, ``--skip-data-check`` and
+    ``--local-rank`` (mmaction2's tools take the first, second and last)."""
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, key=value (lists as key="[a,b]")')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument(
+        '--skip-data-check',
+        action='store_true',
+        help='do not validate the annotation files before starting')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_arguments(
+        parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse, exporting ``LOCAL_RANK`` for launchers that pass it as an
+    argument."""
+    args = parser.parse_args()
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def prepare_to_run(cfg: Config, args: argparse.Namespace,
+                   loaders: Tuple[str, ...]) -> int:
+    """Pick the device set-up and check the data before the Runner starts.
+
+    Args:
+        cfg (Config): The merged config (changed in place).
+        args (Namespace): Parsed arguments (``skip_data_check``).
+        loaders (tuple[str]): Dataloader fields whose files are checked.
+
+    Returns:
+        int: 0 to go on, or the exit status 2 after printing the error.
+    """
+    configure_device(cfg)
+    if args.skip_data_check or os.environ.get('RANK', '0') != '0':
+        return 0
+    try:
+        check_data(cfg, loaders)
+    except PreflightError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 2
+    return 0
