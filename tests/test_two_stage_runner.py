@@ -200,3 +200,17 @@ def test_mismatching_pretrained_checkpoint_is_refused(baseline_checkpoint,
         f'train_cfg.pretrained={missing}')
     assert result.returncode != 0
     assert f'{missing}' in result.stderr and 'does not exist' in result.stderr
+
+
+def test_clip_without_weights_fails_before_training(ntu60_pickle, tmp_path):
+    """The shipped default (CLIP, 'openai' weights) offline: a clear error
+    with the two ways out, before any epoch runs."""
+    result = run_tool('tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                      '--cfg-options', *tiny_options(ntu60_pickle),
+                      f'model.cls_head.text_bank.cache_dir={tmp_path}/banks')
+    assert result.returncode != 0
+    assert 'model.cls_head.text_bank.encoder=minilm' in result.stderr
+    assert 'encoder=random' in result.stderr
+    assert 'model.cls_head.text_bank.pretrained=' in result.stderr
+    assert 'Stage 0 (baseline GCN): epoch' not in read_log(tmp_path)
+    assert not list(tmp_path.glob('epoch_*.pth'))
