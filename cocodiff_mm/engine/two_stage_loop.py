@@ -168,12 +168,13 @@ class TwoStageLoop(EpochBasedTrainLoop):
         if stage.index == 1:
             self.model.backbone.eval()  # frozen: BN statistics too
         if stage.index == 1 and self._feature_cache is not None:
-            for idx, batch in enumerate(
-                    self._feature_cache.batches(seed=self._epoch)):
-                self.run_cached_iter(idx, batch)
+            batches = (dict(inputs=pooled, labels=labels)
+                       for pooled, labels in self._feature_cache.batches(
+                           seed=self._epoch))
         else:
-            for idx, data_batch in enumerate(self.dataloader):
-                self.run_iter(idx, data_batch)
+            batches = self.dataloader
+        for idx, data_batch in enumerate(batches):
+            self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
         if self._epoch + 1 == stage.end:
             self._record_stage_time(stage)
@@ -290,13 +291,19 @@ class TwoStageLoop(EpochBasedTrainLoop):
             scale = min(1.0, max(0.0, done / total))
         self.model.cls_head.gen_cls_scale = scale
 
-    def run_iter(self, idx: int, data_batch: Sequence[dict]) -> None:
-        """One training iteration through the model (all stages)."""
+    def run_iter(self, idx: int, data_batch: Union[Sequence[dict],
+                                                    Dict]) -> None:
+        """One training iteration: through the model, or on cached features
+        in stage 1 (``data_batch`` is then ``dict(inputs=..., labels=...)``).
+        """
         self._ramp_generated_loss()
         self.runner.call_hook(
             'before_train_iter', batch_idx=idx, data_batch=data_batch)
-        outputs = self.runner.model.train_step(
-            data_batch, optim_wrapper=self.runner.optim_wrapper)
+        if self._active.index == 1 and self._feature_cache is not None:
+            outputs = self._cached_train_step(data_batch)
+        else:
+            outputs = self.runner.model.train_step(
+                data_batch, optim_wrapper=self.runner.optim_wrapper)
         self._reset_lr_if_stage_ends()
         self.runner.call_hook(
             'after_train_iter',
@@ -305,21 +312,20 @@ class TwoStageLoop(EpochBasedTrainLoop):
             outputs=outputs)
         self._iter += 1
 
-    def run_cached_iter(self, idx: int,
-                        batch: Tuple[torch.Tensor, torch.Tensor]) -> None:
-        """One stage-1 iteration on cached pooled features.
+    def _cached_train_step(self, batch: Dict) -> Dict[str, torch.Tensor]:
+        """A stage-1 optimisation step on cached pooled features.
 
         The backbone is skipped, so DDP's gradient hooks do not fire: with
         several processes the diffusion gradients are averaged here.
+
+        Returns:
+            dict: The logged values, as ``train_step`` returns them.
         """
-        pooled, labels = batch
-        data_batch = dict(inputs=pooled, labels=labels)
-        self.runner.call_hook(
-            'before_train_iter', batch_idx=idx, data_batch=data_batch)
         wrapper = self.runner.optim_wrapper
         model = self.model
         with wrapper.optim_context(self.runner.model):
-            losses = model.cls_head.loss_from_pooled(pooled, labels)
+            losses = model.cls_head.loss_from_pooled(batch['inputs'],
+                                                     batch['labels'])
         parsed, outputs = model.parse_losses(losses)
         wrapper.backward(parsed)
         world_size = get_world_size()
@@ -331,10 +337,4 @@ class TwoStageLoop(EpochBasedTrainLoop):
                         param.grad.div_(world_size)
         wrapper.step()
         wrapper.zero_grad()
-        self._reset_lr_if_stage_ends()
-        self.runner.call_hook(
-            'after_train_iter',
-            batch_idx=idx,
-            data_batch=data_batch,
-            outputs=outputs)
-        self._iter += 1
+        return outputs
