@@ -22,8 +22,8 @@ PREPARE_HINTS: Tuple[Tuple[str, str], ...] = (
     ('kinetics', 'python tools/data/kinetics_json_to_pkl.py --json-dir '
      'PATH/TO/kinetics-skeleton/kinetics_train --split-name train '
      '--label-names PATH/TO/kinetics400_label_names.txt --out {path} '
-     '(then again for kinetics_val with --split-name val)'),
-    ('utd', 'python tools/data/utd_mhad_to_pkl.py --mat-dir '
+     '(then again with kinetics_val, --split-name val and --append)'),
+    ('utd', 'python tools/data/utd_mhad_to_pkl.py --data-dir '
      'PATH/TO/UTD-MHAD/Skeleton --out {path}'),
     ('demo', 'python tools/data/make_demo_data.py --out {path}'),
 )
