@@ -195,3 +195,28 @@ def read_log(work_dir: Path) -> str:
     """Text of every mmengine log file under ``work_dir``."""
     return '\n'.join(
         path.read_text() for path in sorted(work_dir.glob('*/*.log')))
+
+
+def run_dist_train(config: str, processes: int, *args: str,
+                   timeout: int = 600):
+    """``bash tools/dist_train.sh CONFIG N ARGS`` on a free loopback port.
+
+    Each process gets one thread: several processes share 2 cores.
+
+    Raises:
+        AssertionError: With the end of stderr when it exits non-zero.
+    """
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHON=sys.executable,
+               PORT=str(port), OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+    result = subprocess.run(
+        ['bash', 'tools/dist_train.sh', config, str(processes), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result

@@ -1,22 +1,12 @@
 """The stock CTR-GCN baseline through our tools: train, test, distribute."""
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, read_log, run_ok, tiny_options
+from conftest import read_log, run_dist_train, run_ok, tiny_options
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def test_train_checkpoint_and_test(ntu60_pickle, tmp_path):
@@ -54,25 +44,8 @@ def test_resume_continues_from_the_checkpoint(ntu60_pickle, tmp_path):
 @pytest.mark.skipif(shutil.which('bash') is None, reason='needs bash')
 def test_dist_train_two_cpu_processes(ntu60_pickle, tmp_path):
     work = tmp_path / 'work'
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE='1',
-        PYTHON=sys.executable,
-        PORT=str(free_port()),
-        OMP_NUM_THREADS='1',
-        PYTHONWARNINGS='ignore')
-    result = subprocess.run(
-        [
-            'bash', 'tools/dist_train.sh', BASELINE, '2', '--work-dir',
-            str(work), '--cfg-options', *tiny_options(ntu60_pickle),
-            'train_cfg.max_epochs=1'
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_dist_train(BASELINE, 2, '--work-dir', str(work), '--cfg-options',
+                   *tiny_options(ntu60_pickle), 'train_cfg.max_epochs=1')
     log = read_log(work)
     assert 'Distributed launcher: pytorch' in log or \
         "launcher='pytorch'" in log

@@ -8,13 +8,13 @@ and of stage 1, and a run that starts from a baseline checkpoint.
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import read_log, run_ok, run_tool, tiny_options
+from conftest import (read_log, run_dist_train, run_ok, run_tool,
+                      tiny_options)
 
 CONFIG = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
@@ -222,24 +222,10 @@ def test_dist_train_two_processes_runs_both_stages(baseline_checkpoint,
                                                    text_bank_cache, tmp_path):
     """Two gloo processes: stage 1 on cached features averages the diffusion
     gradients by hand; stage 2 goes through DDP with unused parameters."""
-    import os
-    import socket
-    import subprocess
-
-    from conftest import REPO
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHON=sys.executable,
-               PORT=str(port), OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
-    result = subprocess.run(
-        ['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
-         str(tmp_path), '--cfg-options',
-         *tiny_options(ntu60_pickle, text_bank_cache),
-         'train_cfg.stage1.epochs=1', 'train_cfg.stage2.epochs=1',
-         f'train_cfg.pretrained={baseline_checkpoint}'],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_dist_train(CONFIG, 2, '--work-dir', str(tmp_path), '--cfg-options',
+                   *tiny_options(ntu60_pickle, text_bank_cache),
+                   'train_cfg.stage1.epochs=1', 'train_cfg.stage2.epochs=1',
+                   f'train_cfg.pretrained={baseline_checkpoint}')
     log = read_log(tmp_path)
     assert announced_stages(log) == [1, 2]
     # 60 clips, 8 per process and step, 2 processes: 4 steps per epoch.
