@@ -24,7 +24,7 @@ setup(
     'skeleton action recognition in mmaction2',
     long_description=Path('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
-    python_requires='>=3.9',
+    python_requires='>=3.10,<3.13',
     packages=find_packages(include=['cocodiff_mm', 'cocodiff_mm.*']),
     package_data={'cocodiff_mm': ['texts/*.json']},
     include_package_data=True,
