@@ -1,33 +1,9 @@
-# NTU RGB+D 60, cross-view. Pipelines come from a stream file (_base_/streams).
-# Prepare the annotation file with tools/data (see README, "Data").
-dataset_type = 'PoseDataset'
+# NTU RGB+D 60, cross-view. Prepare the annotation file with tools/data (see README,
+# "Data").
+_base_ = './skeleton_loaders.py'
 ann_file = 'data/skeleton/ntu60_3d.pkl'
 train_dataloader = dict(
-    batch_size=64,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type=dataset_type, ann_file=ann_file, pipeline=[], split='xview_train'))
+    batch_size=64, dataset=dict(ann_file=ann_file, split='xview_train'))
 val_dataloader = dict(
-    batch_size=64,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file,
-        pipeline=[],
-        split='xview_val',
-        test_mode=True))
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        ann_file=ann_file,
-        pipeline=[],
-        split='xview_val',
-        test_mode=True))
+    batch_size=64, dataset=dict(ann_file=ann_file, split='xview_val'))
+test_dataloader = dict(dataset=dict(ann_file=ann_file, split='xview_val'))
