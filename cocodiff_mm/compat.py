@@ -121,7 +121,7 @@ def register_trusted_checkpoint_loader() -> bool:
 
     torch 2.6 made ``torch.load`` default to ``weights_only=True``; mmengine
     0.10.7 checkpoints hold message-hub objects and numpy values, so
-    ``load_from`` and ``--resume`` fail (open-mmlab/mmengine#1606). Local
+    ``load_from`` and ``--resume`` fail (open-mmlab/mmengine#1655). Local
     checkpoints are treated as trusted input, as before torch 2.6.
 
     Returns:
@@ -136,16 +136,18 @@ def register_trusted_checkpoint_loader() -> bool:
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local_trusted, force=True)
     APPLIED['trusted_checkpoint_loader'] = (
-        'torch>=2.6 defaults torch.load to weights_only=True')
+        'torch>=2.6 defaults torch.load to weights_only=True (mmengine#1655)')
     return True
 
 
 def make_set_device_cpu_safe() -> bool:
     """Make ``torch.cuda.set_device`` a no-op on machines without CUDA.
 
-    mmengine's ``init_dist`` calls ``torch.cuda.set_device(local_rank)``
-    unconditionally, so ``--launcher pytorch`` on CPU (gloo) fails before
-    training starts (open-mmlab/mmengine#1330).
+    mmengine 0.10.7's ``_init_dist_pytorch`` (``mmengine/dist/utils.py``)
+    calls ``torch.cuda.set_device(local_rank)`` unconditionally, so
+    ``--launcher pytorch`` on CPU (gloo) fails before training starts; we
+    found no upstream issue for it (the nearest, open-mmlab/mmengine#567,
+    asks for custom dist backends).
 
     Returns:
         bool: Whether ``set_device`` was replaced.
@@ -168,9 +170,11 @@ def disable_broken_multimodal() -> bool:
     """Keep mmaction2 from importing multimodal models transformers 5 breaks.
 
     With transformers installed (the MiniLM extra pulls it), mmaction2
-    imports its VindLU models, which need ``apply_chunking_to_forward``
-    removed in transformers 5 (open-mmlab/mmaction2#2890). Skeleton
-    recognition needs none of them.
+    imports its VindLU models, whose ``modeling_bert.py`` imports
+    ``apply_chunking_to_forward`` from ``transformers.modeling_utils``, gone
+    in transformers 5 (it lives in ``transformers.pytorch_utils``; the same
+    breakage elsewhere: xinyu1205/recognize-anything#219). We found no
+    mmaction2 issue for it. Skeleton recognition needs none of these models.
 
     Returns:
         bool: Whether the multimodal models were switched off.
