@@ -37,6 +37,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope='module')
+def single_thread():
+    """One intra-op thread for a module, restored afterwards.
+
+    With tiny tensors on a shared, oversubscribed CPU, torch's OpenMP
+    threads spin and small convolutions run many times slower. Use with
+    ``pytestmark = pytest.mark.usefixtures('single_thread')``.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def shared_data_dir() -> Path:
     """The real data folder (``COCODIFF_SHARED_DATA`` or ../shared/data)."""
     return Path(

@@ -43,14 +43,7 @@ COCODIFF_KEYS = ('loss_cls', 'loss_gen_cls', 'loss_rec', 'loss_con',
 init_default_scope('mmaction')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU, torch's
-    OpenMP threads spin and small convolutions run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @functools.lru_cache(maxsize=None)

@@ -28,14 +28,7 @@ NTU_GRAPH = dict(layout='nturgb+d', mode='spatial')
 init_default_scope('mmaction')
 
 
-@pytest.fixture(autouse=True, scope='module')
-def single_thread():
-    """One intra-op thread: on a shared, oversubscribed CPU, torch's
-    OpenMP threads spin and small convolutions run ~50x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def build_recognizer(graph_cfg: dict = None, num_classes: int = 60,

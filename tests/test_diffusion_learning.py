@@ -14,18 +14,10 @@ SPREAD = 0.3
 
 
 @pytest.fixture(scope='module')
-def trained():
-    """Fit the denoiser once for every test of this file.
-
-    The tensors are tiny, so one intra-op thread is several times cheaper
-    than two on a shared CPU (OpenMP spin-waits); restored afterwards.
-    """
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield _train()
-    finally:
-        torch.set_num_threads(num_threads)
+def trained(single_thread):
+    """Fit the denoiser once for every test of this file (tiny tensors: one
+    intra-op thread, see conftest's ``single_thread``)."""
+    return _train()
 
 
 def _train():
