@@ -6,13 +6,14 @@ and reports every problem it finds (it never stops at the first) as an
 and what was expected.
 """
 import os
-import pickle
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
 import numpy as np
+
+from .pickle_io import load_pickle
 
 REQUIRED_FIELDS = ('frame_dir', 'label', 'total_frames', 'keypoint')
 ROOT = '<root>'
@@ -317,17 +318,10 @@ def check_annotation_file(
         FileNotFoundError: If ``path`` does not exist.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'annotation file not found: {path}')
     try:
-        with open(path, 'rb') as f:
-            data = pickle.load(f)
-    except Exception as err:  # any unpickling failure is a file problem
-        return [
-            AnnotationProblem(
-                ROOT, 'file', f'{path}: cannot be unpickled '
-                f'({type(err).__name__}: {err})')
-        ]
+        data = load_pickle(path)
+    except ValueError as err:
+        return [AnnotationProblem(ROOT, 'file', str(err))]
     return check_annotations(data,
                              source=str(path),
                              num_joints=num_joints,

@@ -14,7 +14,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Any, Dict, List, Sequence, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -67,6 +67,31 @@ def write_annotations(path: PathLike, split: Dict[str, Sequence[str]],
     return path
 
 
+def load_pickle(path: Union[str, os.PathLike]) -> Any:
+    """Unpickle an annotation file, whatever it holds.
+
+    Args:
+        path (str | os.PathLike): The ``.pkl`` file.
+
+    Returns:
+        Any: The unpickled object.
+
+    Raises:
+        FileNotFoundError: If the file does not exist.
+        ValueError: If it cannot be unpickled (the message names the path
+            and the error).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'annotation file not found: {path}')
+    try:
+        with open(path, 'rb') as f:
+            return pickle.load(f)
+    except Exception as err:  # any unpickling failure is a file problem
+        raise ValueError(f'{path}: not a readable pickle '
+                         f'({type(err).__name__}: {err})') from err
+
+
 def read_annotations(path: PathLike) -> dict:
     """Load an annotation pickle and check its top-level structure.
 
@@ -86,14 +111,7 @@ def read_annotations(path: PathLike) -> dict:
             with a dict ``split`` and a list ``annotations``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'annotation file not found: {path}')
-    try:
-        with open(path, 'rb') as f:
-            data = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError, AttributeError,
-            ImportError) as err:
-        raise ValueError(f'{path}: not a readable pickle ({err})') from err
+    data = load_pickle(path)
     if not isinstance(data, dict):
         raise ValueError(f'{path}: expected a dict with keys "split" and '
                          f'"annotations", got {type(data).__name__}')
