@@ -114,7 +114,7 @@ def main() -> None:
     with torch.no_grad():
         data = model.data_preprocessor(batch, training=False)
         pooled = head.pool_features(model.extract_feat(data['inputs'])[0])
-        labels = head._labels(data['data_samples'], device)
+        labels = head.labels_of(data['data_samples'], device)
 
     def cached_stage1_step() -> None:
         with autocast:

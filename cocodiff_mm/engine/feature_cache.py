@@ -58,7 +58,7 @@ class PooledFeatureCache:
             data = model.data_preprocessor(data_batch, training=False)
             feats, _ = model.extract_feat(data['inputs'])
             pooled.append(head.pool_features(feats))
-            labels.append(head._labels(data['data_samples'], feats.device))
+            labels.append(head.labels_of(data['data_samples'], feats.device))
         model.train(was_training)
         return cls(
             torch.cat(pooled),

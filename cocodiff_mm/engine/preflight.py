@@ -90,8 +90,9 @@ def expected_shape(cfg: Config) -> Dict[str, Optional[int]]:
         num_classes=head.get('num_classes'))
 
 
-def check_annotation_file(path: str, field: str, splits: Dict[str, str],
-                          expected: Dict[str, Optional[int]]) -> None:
+def check_file_against_config(path: str, field: str,
+                              splits: Dict[str, str],
+                              expected: Dict[str, Optional[int]]) -> None:
     """Validate one annotation file against the model config.
 
     Args:
@@ -166,4 +167,4 @@ def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
         if split is not None:
             splits.setdefault(split, field[:-len('ann_file')] + 'split')
     for path, (field, splits) in files.items():
-        check_annotation_file(path, field, splits, expected)
+        check_file_against_config(path, field, splits, expected)

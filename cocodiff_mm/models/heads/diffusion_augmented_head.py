@@ -290,7 +290,8 @@ class DiffusionAugmentedHead(GCNHead):
         return losses, generated
 
     @staticmethod
-    def _labels(data_samples: SampleList, device: torch.device) -> torch.Tensor:
+    def labels_of(data_samples: SampleList,
+                  device: torch.device) -> torch.Tensor:
         """Hard labels of a batch as a (N,) long tensor."""
         labels = torch.stack([sample.gt_label for sample in data_samples])
         labels = labels.to(device).reshape(len(data_samples), -1)
@@ -314,7 +315,7 @@ class DiffusionAugmentedHead(GCNHead):
         if self.objective == 'classify':
             return super().loss(feats, data_samples, **kwargs)
         pooled = self.pool_features(feats)
-        labels = self._labels(data_samples, pooled.device)
+        labels = self.labels_of(data_samples, pooled.device)
         if self.objective == 'diffusion':
             return self.loss_from_pooled(pooled, labels)
         losses = self.loss_by_feat(self.classify(pooled), data_samples)
