@@ -399,6 +399,97 @@ def test_generate_start_step_keeps_real_feature():
         torch.testing.assert_close(out, x0, atol=1e-6, rtol=0)
 
 
+def test_chain_step_matches_p_sample():
+    """The chain's shared-step update is p_sample's, given the same noise."""
+    diff = GaussianDiffusion(num_steps=30, clip_denoised=2.0)
+    x_t = 3 * torch.randn(4, 6)  # large enough for the clip to act
+    for step in (0, 1, 17, 29):
+        shared = diff._shared_step_p_sample(
+            toy_denoiser, x_t, step, None,
+            torch.Generator().manual_seed(step))
+        noise = torch.randn(4, 6, generator=torch.Generator().manual_seed(step))
+        expected = diff.p_sample(toy_denoiser, x_t, full_t(step, 4), None,
+                                 noise=noise)
+        torch.testing.assert_close(shared, expected, rtol=1e-5, atol=1e-5)
+
+
+class CountingDenoiser(torch.nn.Module):
+    """A linear denoiser that records, per call, its step and grad mode."""
+
+    def __init__(self, dim: int = 6) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Linear(dim + 1, dim)
+        self.calls = []
+
+    def forward(self, x, t, cond):
+        self.calls.append((int(t[0]), torch.is_grad_enabled()))
+        return self.net(torch.cat([x, t[:, None].float() / 10], dim=1))
+
+
+@pytest.mark.parametrize('sampler, kwargs, steps', [
+    ('ddpm', {}, [7, 6, 5, 4, 3, 2, 1, 0]),
+    ('ddpm', dict(start_step=3), [3, 2, 1, 0]),
+    ('ddim', dict(ddim_steps=3, eta=0.5), [7, 4, 1]),
+    ('ddim', dict(ddim_steps=2, start_step=3), [3, 1]),
+])
+def test_truncated_backprop_generates_the_same_features(sampler, kwargs,
+                                                        steps):
+    """grad_steps=K: the same features from the same noise, a graph through
+    the last K denoiser calls only, and a gradient that still reaches the
+    network but differs from the full chain's."""
+    diff = GaussianDiffusion(num_steps=8)
+    x0 = torch.randn(5, 6)
+    outputs, grads = {}, {}
+    for grad_steps in (None, 2):
+        net = CountingDenoiser()
+        out = diff.generate(
+            net, x0, None, sampler=sampler, grad_steps=grad_steps,
+            generator=torch.Generator().manual_seed(3), **kwargs)
+        assert [step for step, _ in net.calls] == steps
+        tracked = [grad for _, grad in net.calls]
+        keep = len(steps) if grad_steps is None else grad_steps
+        assert tracked == [False] * (len(steps) - keep) + [True] * keep
+        out.pow(2).sum().backward()
+        outputs[grad_steps] = out.detach()
+        grads[grad_steps] = net.net.weight.grad.clone()
+    assert torch.equal(outputs[None], outputs[2])
+    assert grads[2].abs().sum() > 0
+    assert not torch.allclose(grads[None], grads[2])
+
+
+def test_truncated_backprop_equals_a_chain_restarted_from_a_detached_state():
+    """The truncated gradient is exactly the gradient of the last K steps
+    run from the (constant) state the earlier steps reached."""
+    diff = GaussianDiffusion(num_steps=6)
+    x0 = torch.randn(3, 6)
+    net = CountingDenoiser()
+    gen = torch.Generator().manual_seed(5)
+    out = diff.generate(net, x0, None, grad_steps=2, generator=gen)
+    out.sum().backward()
+    truncated = net.net.weight.grad.clone()
+
+    net.zero_grad()
+    gen = torch.Generator().manual_seed(5)
+    x = diff.q_sample(x0, full_t(5, 3), generator=gen)
+    with torch.no_grad():
+        for step in (5, 4, 3, 2):
+            x = diff._shared_step_p_sample(net, x, step, None, gen)
+    for step in (1, 0):
+        x = diff._shared_step_p_sample(net, x, step, None, gen)
+    torch.testing.assert_close(x, out)
+    x.sum().backward()
+    torch.testing.assert_close(net.net.weight.grad, truncated)
+
+
+def test_grad_steps_must_be_a_positive_int():
+    diff = GaussianDiffusion(num_steps=4)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match='grad_steps'):
+            diff.generate(toy_denoiser, torch.randn(2, 3), None,
+                          grad_steps=bad)
+
+
 # --------------------------------------------------------------------------
 # golden values (recorded once at a fixed seed; pin regressions)
 # --------------------------------------------------------------------------

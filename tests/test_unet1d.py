@@ -90,7 +90,7 @@ def test_unconditional_ignores_cond():
     torch.manual_seed(2)
     net = MODELS.build(dict(type='UNet1D', **SMALL))
     assert isinstance(net, UNet1D) and net.cond_dim is None
-    assert net.cond_mlp is None
+    assert net.embedding.cond_mlp is None
     one_sgd_step(net, None)
     x, t = torch.randn(3, 32), torch.tensor([1, 5, 9])
     out = net(x, t, None)

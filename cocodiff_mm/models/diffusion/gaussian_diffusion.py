@@ -18,11 +18,14 @@ with ``a_prev = 1`` at ``t = 0``):
   sigma z`` with ``sigma = eta sqrt((1 - a_t / a_prev) (1 - a_prev) /
   (1 - a_t))``.
 
-No method wraps its work in ``torch.no_grad``: CoCoDiff trains the denoiser
-with losses on generated features, so gradients flow through the chains.
+By default no method wraps its work in ``torch.no_grad``: CoCoDiff trains
+the denoiser with losses on generated features, so gradients flow through the
+chains. ``grad_steps`` keeps the graph of the last few steps only (see
+:meth:`GaussianDiffusion.generate`).
 Randomness comes from ``torch`` with an optional ``torch.Generator`` (which
 must live on the tensors' device); nothing draws from Python's ``random``.
 """
+import math
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
 import torch
@@ -48,6 +51,24 @@ class ModelPrediction(NamedTuple):
     """
     pred_noise: torch.Tensor
     pred_x_start: torch.Tensor
+
+
+def _check_grad_steps(grad_steps: Optional[int]) -> None:
+    """Refuse a ``grad_steps`` that is neither ``None`` nor an int >= 1."""
+    if grad_steps is None:
+        return
+    if isinstance(grad_steps, bool) or not isinstance(grad_steps, int) \
+            or grad_steps < 1:
+        raise ValueError('GaussianDiffusion: grad_steps must be None (every '
+                         'step keeps its graph) or an int >= 1, got '
+                         f'{grad_steps!r}.')
+
+
+def _tracked(position: int, num_calls: int,
+             grad_steps: Optional[int]) -> torch.set_grad_enabled:
+    """Grad mode of denoiser call ``position`` of a ``num_calls`` chain."""
+    keep = grad_steps is None or position >= num_calls - grad_steps
+    return torch.set_grad_enabled(keep and torch.is_grad_enabled())
 
 
 def _randn_like(x: torch.Tensor,
@@ -143,6 +164,9 @@ class GaussianDiffusion(nn.Module):
         for name, value in tensors.items():
             self.register_buffer(
                 name, value.to(torch.float32), persistent=False)
+        # The same coefficients as Python floats (from float64), for chains
+        # whose batch shares one step: no gather, no device transfer.
+        self._coefs = {name: value.tolist() for name, value in tensors.items()}
 
     @staticmethod
     def _extract(buffer: torch.Tensor, t: torch.Tensor,
@@ -401,8 +425,8 @@ class GaussianDiffusion(nn.Module):
                       x_start: torch.Tensor,
                       cond: Optional[torch.Tensor],
                       start_step: Optional[int] = None,
-                      generator: Optional[torch.Generator] = None
-                      ) -> torch.Tensor:
+                      generator: Optional[torch.Generator] = None,
+                      grad_steps: Optional[int] = None) -> torch.Tensor:
         """Ancestral DDPM chain from step ``start_step`` down to ``0``.
 
         Args:
@@ -413,17 +437,53 @@ class GaussianDiffusion(nn.Module):
                 to ``None`` (``num_steps - 1``, the full chain).
             generator (torch.Generator, optional): Random source. Defaults to
                 ``None``.
+            grad_steps (int, optional): Keep the autograd graph of the last
+                ``grad_steps`` steps only (see :meth:`generate`). Defaults to
+                ``None`` (every step).
 
         Returns:
             torch.Tensor: ``(N, C)`` generated ``x0``, differentiable w.r.t.
             the denoiser's parameters.
         """
         start_step = self._check_step(start_step, 'start_step')
+        _check_grad_steps(grad_steps)
         x = x_start
-        for step in range(start_step, -1, -1):
-            x = self.p_sample(
-                denoiser, x, self._full_t(step, x), cond, generator=generator)
+        for position, step in enumerate(range(start_step, -1, -1)):
+            with _tracked(position, start_step + 1, grad_steps):
+                x = self._shared_step_p_sample(denoiser, x, step, cond,
+                                               generator)
         return x
+
+    def _shared_step_p_sample(self, denoiser: Denoiser, x_t: torch.Tensor,
+                              step: int, cond: Optional[torch.Tensor],
+                              generator: Optional[torch.Generator]
+                              ) -> torch.Tensor:
+        """:meth:`p_sample` for a batch whose samples all sit at ``step``.
+
+        The same update, with the schedule coefficients as Python scalars:
+        a training step runs the chain ``T`` times, and per-sample gathers
+        would double its kernel count. No noise is drawn at ``step = 0``.
+        """
+        coefs = self._coefs
+        pred_noise = denoiser(x_t, self._full_t(step, x_t), cond)
+        if pred_noise.shape != x_t.shape:
+            raise ValueError(
+                'GaussianDiffusion: the denoiser must return a tensor shaped '
+                f'like x_t {tuple(x_t.shape)}, got {tuple(pred_noise.shape)}.')
+        pred_x_start = (coefs['sqrt_recip_alphas_cumprod'][step] * x_t -
+                        coefs['sqrt_recipm1_alphas_cumprod'][step] *
+                        pred_noise)
+        if self.clip_denoised is not None:
+            pred_x_start = pred_x_start.clamp(-self.clip_denoised,
+                                              self.clip_denoised)
+        mean = torch.add(
+            coefs['posterior_mean_coef2'][step] * x_t,
+            pred_x_start,
+            alpha=coefs['posterior_mean_coef1'][step])
+        if step == 0:
+            return mean
+        std = math.exp(0.5 * coefs['posterior_log_variance_clipped'][step])
+        return mean.add(_randn_like(x_t, generator), alpha=std)
 
     def ddim_timesteps(self, num_sampling_steps: int,
                        start_step: Optional[int] = None) -> List[int]:
@@ -462,8 +522,8 @@ class GaussianDiffusion(nn.Module):
                          num_sampling_steps: int,
                          start_step: Optional[int] = None,
                          eta: float = 0.0,
-                         generator: Optional[torch.Generator] = None
-                         ) -> torch.Tensor:
+                         generator: Optional[torch.Generator] = None,
+                         grad_steps: Optional[int] = None) -> torch.Tensor:
         """DDIM chain (Song et al., 2021) from ``start_step`` down to ``x0``.
 
         Args:
@@ -478,6 +538,9 @@ class GaussianDiffusion(nn.Module):
                 variance. Defaults to ``0.0``.
             generator (torch.Generator, optional): Random source for
                 ``eta > 0``. Defaults to ``None``.
+            grad_steps (int, optional): Keep the autograd graph of the last
+                ``grad_steps`` denoiser calls only (see :meth:`generate`).
+                Defaults to ``None`` (every call).
 
         Returns:
             torch.Tensor: ``(N, C)`` generated ``x0``, differentiable w.r.t.
@@ -486,22 +549,31 @@ class GaussianDiffusion(nn.Module):
         if eta < 0:
             raise ValueError(
                 f'GaussianDiffusion: eta must be >= 0, got {eta!r}.')
+        _check_grad_steps(grad_steps)
         steps = self.ddim_timesteps(num_sampling_steps, start_step)
         x = x_start
-        for step, prev_step in zip(steps[:-1], steps[1:]):
-            pred = self.model_predictions(denoiser, x,
-                                          self._full_t(step, x), cond)
-            if prev_step < 0:
-                x = pred.pred_x_start
-                continue
-            a_t = self.alphas_cumprod[step].to(x.dtype)
-            a_prev = self.alphas_cumprod[prev_step].to(x.dtype)
-            sigma = eta * ((1 - a_t / a_prev) * (1 - a_prev) /
-                           (1 - a_t)).sqrt()
-            direction = (1 - a_prev - sigma**2).clamp(min=0).sqrt()
-            x = a_prev.sqrt() * pred.pred_x_start + direction * pred.pred_noise
-            if eta > 0:
-                x = x + sigma * _randn_like(x, generator)
+        pairs = list(zip(steps[:-1], steps[1:]))
+        for position, (step, prev_step) in enumerate(pairs):
+            with _tracked(position, len(pairs), grad_steps):
+                x = self._ddim_step(denoiser, x, step, prev_step, cond, eta,
+                                    generator)
+        return x
+
+    def _ddim_step(self, denoiser: Denoiser, x: torch.Tensor, step: int,
+                   prev_step: int, cond: Optional[torch.Tensor], eta: float,
+                   generator: Optional[torch.Generator]) -> torch.Tensor:
+        """One DDIM update from ``step`` to ``prev_step`` (``-1``: ``x0``)."""
+        pred = self.model_predictions(denoiser, x, self._full_t(step, x),
+                                      cond)
+        if prev_step < 0:
+            return pred.pred_x_start
+        a_t = self.alphas_cumprod[step].to(x.dtype)
+        a_prev = self.alphas_cumprod[prev_step].to(x.dtype)
+        sigma = eta * ((1 - a_t / a_prev) * (1 - a_prev) / (1 - a_t)).sqrt()
+        direction = (1 - a_prev - sigma**2).clamp(min=0).sqrt()
+        x = a_prev.sqrt() * pred.pred_x_start + direction * pred.pred_noise
+        if eta > 0:
+            x = x + sigma * _randn_like(x, generator)
         return x
 
     # ------------------------------------------------------------------
@@ -555,13 +627,25 @@ class GaussianDiffusion(nn.Module):
                  sampler: str = 'ddpm',
                  ddim_steps: Optional[int] = None,
                  eta: float = 0.0,
-                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None,
+                 grad_steps: Optional[int] = None) -> torch.Tensor:
         """CoCoDiff generation through the forward and reverse process.
 
         The real features ``x0`` are noised to step ``start_step`` with
         :meth:`q_sample`, then the reverse chain conditioned on ``cond`` runs
-        down to a new ``x0``. Gradients flow through the whole chain (and to
-        ``x0`` unless the caller detaches it).
+        down to a new ``x0``. With ``grad_steps=None`` (the paper, read
+        literally) gradients flow through the whole chain, and to ``x0``
+        unless the caller detaches it.
+
+        ``grad_steps=K`` is *truncated backpropagation*: the first calls of
+        the chain run without a graph and only the last ``K`` keep one. The
+        generated features are exactly the same (same noise, same
+        arithmetic); what changes is the gradient of a loss on them. It
+        reaches the denoiser only through its last ``K`` calls (the
+        low-noise end of the chain, where the output takes its final form),
+        and it no longer reaches ``x0`` through the chain. The cost of the
+        backward pass and the memory of the graph then no longer grow with
+        the chain's length.
 
         Args:
             denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
@@ -578,6 +662,9 @@ class GaussianDiffusion(nn.Module):
             eta (float): DDIM stochasticity. Defaults to ``0.0``.
             generator (torch.Generator, optional): Random source. Defaults to
                 ``None``.
+            grad_steps (int, optional): Denoiser calls at the end of the
+                chain that keep their autograd graph. Defaults to ``None``
+                (every call: exact gradients).
 
         Returns:
             torch.Tensor: ``(N, C)`` generated features.
@@ -591,7 +678,7 @@ class GaussianDiffusion(nn.Module):
         if sampler == 'ddpm':
             return self.p_sample_loop(
                 denoiser, x_t, cond, start_step=start_step,
-                generator=generator)
+                generator=generator, grad_steps=grad_steps)
         if ddim_steps is None:
             ddim_steps = start_step + 1
         return self.ddim_sample_loop(
@@ -601,7 +688,8 @@ class GaussianDiffusion(nn.Module):
             num_sampling_steps=ddim_steps,
             start_step=start_step,
             eta=eta,
-            generator=generator)
+            generator=generator,
+            grad_steps=grad_steps)
 
     def extra_repr(self) -> str:
         """Summary shown by ``print(module)``."""

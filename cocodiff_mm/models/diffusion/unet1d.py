@@ -5,7 +5,6 @@ with one channel. Timestep and (optional) text embedding are summed into one
 vector that scales and shifts (FiLM) every residual block of every
 resolution.
 """
-import math
 from typing import List, Optional, Sequence
 
 import torch
@@ -13,29 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmaction.registry import MODELS
-
-
-def timestep_embedding(t: torch.Tensor, dim: int,
-                       max_period: float = 10000.0) -> torch.Tensor:
-    """Sinusoidal embedding of integer timesteps (Vaswani et al., 2017).
-
-    Args:
-        t (torch.Tensor): ``(N,)`` timesteps.
-        dim (int): Embedding size.
-        max_period (float): Longest wavelength. Defaults to ``10000.0``.
-
-    Returns:
-        torch.Tensor: ``(N, dim)`` float32 embedding ``[cos | sin]``.
-    """
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) *
-                      torch.arange(half, dtype=torch.float32, device=t.device)
-                      / half)
-    args = t.float()[:, None] * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        emb = F.pad(emb, (0, 1))
-    return emb
+from .embedding import TimeTextEmbedding
 
 
 class FiLMResBlock1D(nn.Module):
@@ -169,21 +146,10 @@ class ConditionalUNet1D(nn.Module):
             raise ValueError(
                 f'{name}: norm_groups={norm_groups} must divide every channel '
                 f'count base_channels * channel_mults = {channels}.')
-        if cond_dim is not None and cond_dim < 1:
-            raise ValueError(
-                f'{name}: cond_dim must be None or >= 1, got {cond_dim}.')
         self.feat_dim = feat_dim
         self.cond_dim = cond_dim
         self.time_embed_dim = time_embed_dim
-
-        self.time_mlp = nn.Sequential(
-            nn.Linear(time_embed_dim, time_embed_dim), nn.SiLU(),
-            nn.Linear(time_embed_dim, time_embed_dim))
-        self.cond_mlp = None
-        if cond_dim is not None:
-            self.cond_mlp = nn.Sequential(
-                nn.Linear(cond_dim, time_embed_dim), nn.SiLU(),
-                nn.Linear(time_embed_dim, time_embed_dim))
+        self.embedding = TimeTextEmbedding(time_embed_dim, cond_dim, name)
 
         def block(c_in: int, c_out: int) -> FiLMResBlock1D:
             return FiLMResBlock1D(c_in, c_out, time_embed_dim, dropout,
@@ -229,28 +195,6 @@ class ConditionalUNet1D(nn.Module):
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
 
-    def _embed(self, t: torch.Tensor,
-               cond: Optional[torch.Tensor]) -> torch.Tensor:
-        """Time embedding plus (if conditional) text embedding."""
-        emb = self.time_mlp(timestep_embedding(t, self.time_embed_dim))
-        if self.cond_mlp is None:
-            return emb
-        name = type(self).__name__
-        if cond is None:
-            raise ValueError(
-                f'{name}: built with cond_dim={self.cond_dim}, so cond must '
-                f'be a (N, {self.cond_dim}) tensor, got None (use UNet1D or '
-                'cond_dim=None for the no-text variant).')
-        if cond.dim() != 2 or cond.shape[1] != self.cond_dim:
-            raise ValueError(
-                f'{name}: cond must have shape (N, {self.cond_dim}) '
-                f'(cond_dim={self.cond_dim}), got {tuple(cond.shape)} with '
-                f'last dimension {cond.shape[-1]}.')
-        if cond.shape[0] != t.shape[0]:
-            raise ValueError(f'{name}: cond has {cond.shape[0]} rows but the '
-                             f'batch has {t.shape[0]} samples.')
-        return emb + self.cond_mlp(cond.to(emb.dtype))
-
     def forward(self,
                 x: torch.Tensor,
                 t: torch.Tensor,
@@ -276,7 +220,7 @@ class ConditionalUNet1D(nn.Module):
         if t.shape != (x.shape[0], ):
             raise ValueError(f'{name}: t must have shape ({x.shape[0]},), '
                              f'got {tuple(t.shape)}.')
-        emb = self._embed(t, cond).to(x.dtype)
+        emb = self.embedding(t, cond).to(x.dtype)
         h = self.init_conv(x[:, None, :])
         if self.pos_embed is not None:
             h = h + self.pos_embed.to(h.dtype)
