@@ -173,7 +173,7 @@ def tiny_options(ann_file: Path, bank_dir: Optional[Path] = None) -> list:
         options += [
             'model.cls_head.text_bank.encoder=minilm',
             f'model.cls_head.text_bank.cache_dir={bank_dir}',
-            'model.cls_head.denoiser.base_channels=16'
+            'model.cls_head.denoiser.widths=(32,)'
         ]
     return options
 

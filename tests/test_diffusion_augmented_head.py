@@ -96,9 +96,6 @@ def test_losses_per_objective_and_text_mode(text_bank_cache, feats, text_mode,
     }
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
-    # Generated-feature CE and L_con train the denoiser through the chain.
-    assert any(p.grad is not None and p.grad.abs().sum() > 0
-               for p in head.denoiser.parameters())
     assert head.fc.weight.grad.abs().sum() > 0
     # The fine text conditions the denoiser only where the ablation says so.
     assert (head.denoiser.cond_dim is not None) == (text_mode in ('both',
@@ -108,21 +105,122 @@ def test_losses_per_objective_and_text_mode(text_bank_cache, feats, text_mode,
     assert head.text_bank.is_built == (text_mode != 'none')
 
 
-def test_generation_options(text_bank_cache, feats):
-    head = MODELS.build(
-        head_cfg(text_bank_cache,
-                 generation=dict(sampler='ddim', ddim_steps=2, start_step=3)))
+def record_denoiser_calls(head):
+    """Record (step, grad enabled) of every denoiser call of ``head``."""
+    calls = []
+    net = head.denoiser
+    original = net.check_inputs if hasattr(net, 'check_inputs') else None
+
+    def hook(module, args):
+        calls.append((int(args[1][0]), torch.is_grad_enabled()))
+
+    if original is None:  # the conv UNet: a plain forward per call
+        net.register_forward_pre_hook(hook)
+    else:  # the MLP UNet validates every call, bound or not
+
+        def check_inputs(x, t):
+            calls.append((int(t[0]), torch.is_grad_enabled()))
+            return original(x, t)
+
+        net.check_inputs = check_inputs
+    return calls
+
+
+@pytest.mark.parametrize('denoiser', [
+    dict(type='ConditionalUNet1D', base_channels=16),
+    dict(type='ConditionalMLPUNet', widths=(C, )),
+])
+@pytest.mark.parametrize('generation, chain, tracked', [
+    (dict(), [4, 3, 2, 1, 0], 5),
+    (dict(start_step=2), [2, 1, 0], 3),
+    (dict(grad_steps=2), [4, 3, 2, 1, 0], 2),
+    (dict(sampler='ddim', ddim_steps=2, start_step=3), [3, 1], 2),
+    (dict(sampler='ddim', ddim_steps=3, grad_steps=1), [4, 2, 1], 1),
+])
+def test_generation_options_decide_the_chain(text_bank_cache, feats,
+                                             denoiser, generation, chain,
+                                             tracked):
+    """One L_rec call at a random step, then exactly the configured chain:
+    its steps, and how many of them keep a graph."""
+    head = MODELS.build(head_cfg(text_bank_cache, denoiser=denoiser,
+                                 generation=generation))
     head.train()
-    losses = head.loss(feats, samples([0, 1, 2, 3, 4, 5]))
-    assert torch.isfinite(losses['loss_gen_cls'])
-    with pytest.raises(ValueError, match='ddim_steps'):
-        MODELS.build(head_cfg(text_bank_cache,
-                              generation=dict(sampler='ddim')))
-    with pytest.raises(ValueError, match='sampler'):
-        MODELS.build(head_cfg(text_bank_cache,
-                              generation=dict(sampler='euler')))
+    head.set_objective('diffusion')
+    calls = record_denoiser_calls(head)
+    head.loss(feats, samples([0, 1, 2, 3, 4, 5]))
+    assert len(calls) == 1 + len(chain)
+    assert calls[0][1]  # L_rec always trains the denoiser
+    assert [step for step, _ in calls[1:]] == chain
+    grads = [grad for _, grad in calls[1:]]
+    assert grads == [False] * (len(chain) - tracked) + [True] * tracked
+
+
+def test_bad_generation_options_are_refused(text_bank_cache):
+    for generation, message in [(dict(sampler='ddim'), 'ddim_steps'),
+                                (dict(sampler='euler'), 'sampler'),
+                                (dict(grad_steps=0), 'grad_steps'),
+                                (dict(grad_step=1), 'grad_step')]:
+        with pytest.raises(ValueError, match=message):
+            MODELS.build(head_cfg(text_bank_cache, generation=generation))
     with pytest.raises(ValueError, match='text_mode'):
         MODELS.build(head_cfg(text_bank_cache, text_mode='medium'))
+
+
+def open_output_layer(head):
+    """Replace the denoiser's zero output layer by random weights, so that
+    gradients reach the layers before it."""
+    net = head.denoiser
+    layer = net.out_proj if hasattr(net, 'out_proj') else net.out_conv
+    torch.nn.init.normal_(layer.weight, std=0.1)
+
+
+def text_path(head):
+    """Parameters that only the fine-text condition feeds."""
+    net = head.denoiser
+    mlp = net.cond_mlp if hasattr(net, 'cond_mlp') else \
+        net.embedding.cond_mlp
+    return list(mlp.parameters())
+
+
+@pytest.mark.parametrize('denoiser', [
+    dict(type='ConditionalUNet1D', base_channels=16),
+    dict(type='ConditionalMLPUNet', widths=(C, )),
+])
+@pytest.mark.parametrize('grad_steps', [None, 1, 3])
+def test_coarse_text_loss_alone_trains_the_denoiser(text_bank_cache, feats,
+                                                    denoiser, grad_steps):
+    """λ·L_con reaches the denoiser (its body and its text path) through the
+    chain, with full and with truncated backpropagation."""
+    head = MODELS.build(head_cfg(text_bank_cache, denoiser=denoiser,
+                                 generation=dict(grad_steps=grad_steps)))
+    head.train()
+    open_output_layer(head)
+    head.set_objective('diffusion')
+    losses = head.loss(feats, samples([0, 0, 1, 1, 2, 2]))
+    losses['loss_con'].backward()
+    body = [p for name, p in head.denoiser.named_parameters()
+            if 'cond_mlp' not in name and 'time_mlp' not in name
+            and 'embedding' not in name]
+    for params in (body, text_path(head)):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0
+                   for p in params)
+    assert head.projection.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('trains_diffusion', [False, True])
+def test_generated_ce_trains_the_denoiser_only_when_asked(
+        text_bank_cache, feats, trains_diffusion):
+    head = MODELS.build(head_cfg(
+        text_bank_cache, gen_cls_trains_diffusion=trains_diffusion,
+        denoiser=dict(type='ConditionalMLPUNet', widths=(C, ))))
+    head.train()
+    open_output_layer(head)
+    losses = head.loss(feats, samples([0, 1, 2, 3, 4, 5]))
+    losses['loss_gen_cls'].backward()
+    assert head.fc.weight.grad.abs().sum() > 0
+    reached = any(p.grad is not None and p.grad.abs().sum() > 0
+                  for p in head.denoiser.parameters())
+    assert reached == trains_diffusion
 
 
 def test_text_bank_class_count_must_match_the_head(text_bank_cache):
@@ -130,12 +228,14 @@ def test_text_bank_class_count_must_match_the_head(text_bank_cache):
     cfg['text_bank']['num_classes'] = 120
     with pytest.raises(ValueError, match='120.*60'):
         MODELS.build(cfg)
-    cfg = head_cfg(text_bank_cache, num_classes=27)
+    # A text file with fewer classes than the head is refused when the bank
+    # is built, before training (UTD-MHAD has 27 classes, the head 60).
+    cfg = head_cfg(text_bank_cache)
     cfg['text_bank']['texts'] = 'utd_mhad'
-    cfg['text_bank']['num_classes'] = 27
     head = MODELS.build(cfg)
-    head.text_bank.build()
-    head.text_bank.check_num_classes(27, 'model.cls_head')
+    with pytest.raises(ValueError, match='27'):
+        head.text_bank.build()
+        head.text_bank.check_num_classes(NUM_CLASSES, 'model.cls_head')
 
 
 def tiny_model_cfg(path):
@@ -203,19 +303,41 @@ def test_export_tool_checks_strict_load(tmp_path, text_bank_cache):
     assert missing.returncode == 2 and 'nope.pth' in missing.stderr
 
 
-def test_generated_ce_is_scaled_and_trains_only_the_classifier(
+def test_generated_ce_is_scaled_and_smoothed_like_the_real_one(
         text_bank_cache, feats):
-    head = MODELS.build(head_cfg(text_bank_cache, text_mode='none'))
+    # Frozen feature statistics, so that repeated calls see the same input.
+    head = MODELS.build(head_cfg(text_bank_cache, text_mode='none',
+                                 loss_gen_weight=0.5,
+                                 feature_norm_momentum=0.0))
     head.train()
     data = samples([0, 1, 2, 3, 4, 5])
     head.gen_cls_scale = 0.0
     assert head.loss(feats, data)['loss_gen_cls'] == 0
+    head.gen_cls_scale = 0.5
+    torch.manual_seed(0)
+    scaled = head.loss(feats, data)['loss_gen_cls']
     head.gen_cls_scale = 1.0
-    losses = head.loss(feats, data)
-    losses['loss_gen_cls'].backward()
-    assert head.fc.weight.grad.abs().sum() > 0
-    assert all(p.grad is None for p in head.denoiser.parameters())
-    # Stage-1 objective logs how class-faithful the generated features are.
+    torch.manual_seed(0)
+    full = head.loss(feats, data)['loss_gen_cls']
+    torch.testing.assert_close(scaled * 2, full)
+    # Label smoothing of the head applies to generated features too.
+    head.label_smooth_eps = 0.5
+    torch.manual_seed(0)
+    smoothed = head.loss(feats, data)['loss_gen_cls']
+    assert not torch.allclose(smoothed, full)
+
+
+def test_stage1_logs_how_often_the_frozen_classifier_agrees(
+        text_bank_cache, feats):
+    """acc_generated: the frozen fc's top-1 agreement with the conditioning
+    label on generated features; a classifier that maps every feature to
+    class 0 agrees exactly on the label-0 samples."""
+    head = MODELS.build(head_cfg(text_bank_cache, text_mode='none'))
+    head.train()
+    with torch.no_grad():
+        head.fc.weight.zero_()
+        head.fc.bias.zero_()
+        head.fc.bias[0] = 1.0
     head.set_objective('diffusion')
-    stage1 = head.loss(feats, data)
-    assert 0.0 <= float(stage1['acc_generated']) <= 1.0
+    stage1 = head.loss(feats, samples([0, 0, 1, 2, 3, 4]))
+    assert float(stage1['acc_generated']) == pytest.approx(2 / 6)

@@ -1,5 +1,6 @@
 """GCNHead with CoCoDiff's training-only latent diffusion augmentation."""
 import copy
+import inspect
 from typing import Dict, Optional, Tuple, Union
 
 import torch
@@ -9,6 +10,7 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import normal_init
 
+from ..diffusion.gaussian_diffusion import SAMPLERS
 from ..text.text_bank import TextEmbeddingBank
 
 #: Training objectives, one per stage of :class:`TwoStageLoop`.
@@ -19,8 +21,6 @@ OBJECTIVES = ('classify', 'diffusion', 'joint')
 
 #: Text guidance ablations of the paper's Table II.
 TEXT_MODES = ('both', 'fine', 'coarse', 'none')
-
-SAMPLERS = ('ddpm', 'ddim')
 
 
 @MODELS.register_module()
@@ -58,7 +58,8 @@ class DiffusionAugmentedHead(GCNHead):
             Defaults to ``dict(type='GaussianDiffusion', num_steps=30)``
             (T = 30, the paper's best for CTR-GCN).
         denoiser (dict, optional): Config of the noise predictor; its
-            ``feat_dim`` and ``cond_dim`` are filled in. Defaults to
+            ``feat_dim``, ``cond_dim`` and (when it takes one)
+            ``num_steps`` are filled in. Defaults to
             ``dict(type='ConditionalUNet1D')``.
         loss_text (dict, optional): Config of the coarse-text loss; its
             ``loss_weight`` is λ. Defaults to
@@ -69,8 +70,15 @@ class DiffusionAugmentedHead(GCNHead):
         generation (dict, optional): How features are generated:
             ``sampler`` (``'ddpm'`` full chain or ``'ddim'``), ``start_step``
             (``None``: forward to the last step T, the paper's choice; or an
-            intermediate 0-based step), ``ddim_steps`` and ``eta`` for DDIM.
-            Defaults to ``dict(sampler='ddpm', start_step=None)``.
+            intermediate 0-based step), ``ddim_steps`` and ``eta`` for DDIM,
+            and ``grad_steps``: ``None`` backpropagates through every step
+            of the chain (the paper, read literally); ``K`` keeps the graph
+            of the last ``K`` denoiser calls only. The generated features
+            are the same; the losses on them then train the denoiser
+            through its last ``K`` calls only, and no longer reach the real
+            features through the chain (see
+            :meth:`GaussianDiffusion.generate`). Defaults to
+            ``dict(sampler='ddpm', start_step=None, grad_steps=None)``.
         loss_rec_weight (float): Weight of ``L_rec``. Defaults to 1.0.
         loss_gen_weight (float): Weight of CE on generated features.
             Defaults to 1.0.
@@ -140,6 +148,8 @@ class DiffusionAugmentedHead(GCNHead):
         denoiser_cfg['feat_dim'] = in_channels
         denoiser_cfg['cond_dim'] = (
             self.text_bank.dim if self.uses_fine_text else None)
+        if _accepts(denoiser_cfg['type'], 'num_steps'):
+            denoiser_cfg['num_steps'] = self.diffusion.num_steps
         self.denoiser = MODELS.build(denoiser_cfg)
         if self.uses_coarse_text:
             self.projection = nn.Linear(in_channels, self.text_bank.dim)
@@ -158,7 +168,7 @@ class DiffusionAugmentedHead(GCNHead):
     def _check_generation(generation: Optional[Dict]) -> Dict:
         """Validate the generation options and fill in defaults."""
         options = dict(sampler='ddpm', start_step=None, ddim_steps=None,
-                       eta=0.0)
+                       eta=0.0, grad_steps=None)
         unknown = set(generation or {}) - set(options)
         if unknown:
             raise ValueError(f'unknown generation options {sorted(unknown)}; '
@@ -170,6 +180,13 @@ class DiffusionAugmentedHead(GCNHead):
         if options['sampler'] == 'ddim' and not options['ddim_steps']:
             raise ValueError('generation.sampler=ddim needs '
                              'generation.ddim_steps (e.g. 5)')
+        grad_steps = options['grad_steps']
+        if grad_steps is not None and (isinstance(grad_steps, bool)
+                                       or not isinstance(grad_steps, int)
+                                       or grad_steps < 1):
+            raise ValueError('generation.grad_steps must be None (gradients '
+                             'through every step) or an int >= 1, got '
+                             f'{grad_steps!r}')
         return options
 
     @property
@@ -222,13 +239,14 @@ class DiffusionAugmentedHead(GCNHead):
         """
         if self.training and x0.size(0) > 1:
             with torch.no_grad():
-                momentum = self.feature_norm_momentum
                 stats = x0.detach().float()
-                # A non-finite batch must not poison the running statistics.
-                if torch.isfinite(stats).all():
-                    self.feature_mean.lerp_(stats.mean(0), momentum)
-                    self.feature_var.lerp_(stats.var(0, unbiased=False),
-                                           momentum)
+                # A non-finite batch must not poison the running statistics;
+                # torch.where keeps the check on the device (no sync).
+                momentum = torch.isfinite(stats).all() * \
+                    self.feature_norm_momentum
+                self.feature_mean.lerp_(stats.mean(0), momentum)
+                self.feature_var.lerp_(stats.var(0, unbiased=False),
+                                       momentum)
         return (x0 - self.feature_mean) * torch.rsqrt(self.feature_var + 1e-5)
 
     def _unstandardize(self, z: torch.Tensor) -> torch.Tensor:
@@ -254,14 +272,20 @@ class DiffusionAugmentedHead(GCNHead):
             differentiable with respect to the denoiser.
         """
         options = self.generation
+        cond = self._fine_condition(labels)
+        denoiser = self.denoiser
+        if hasattr(denoiser, 'conditioned_on'):
+            # The text and time projections, once for the whole chain.
+            denoiser = denoiser.conditioned_on(cond)
         return self._unstandardize(self.diffusion.generate(
-            self.denoiser,
+            denoiser,
             z0,
-            self._fine_condition(labels),
+            cond,
             start_step=options['start_step'],
             sampler=options['sampler'],
             ddim_steps=options['ddim_steps'],
-            eta=options['eta']))
+            eta=options['eta'],
+            grad_steps=options['grad_steps']))
 
     def diffusion_losses(self, x0: torch.Tensor, labels: torch.Tensor
                          ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
@@ -323,11 +347,14 @@ class DiffusionAugmentedHead(GCNHead):
         losses.update(diffusion_terms)
         if not self.gen_cls_trains_diffusion:
             generated = generated.detach()
+        # The head's own loss path, so label smoothing and the loss config
+        # apply to generated features as to real ones.
         gen_scores = self.classify(generated)
-        losses['loss_gen_cls'] = self.loss_gen_weight * self.loss_cls(
-            gen_scores, labels)
-        losses['loss_gen_cls'] = losses['loss_gen_cls'] * self.gen_cls_scale
-        losses['acc_generated'] = self._accuracy(gen_scores, labels)
+        gen_terms = self.loss_by_feat(gen_scores, data_samples)
+        losses['loss_gen_cls'] = (self.loss_gen_weight * self.gen_cls_scale *
+                                  gen_terms['loss_cls'])
+        losses['acc_generated'] = gen_terms.get(
+            'top1_acc', self._accuracy(gen_scores, labels))
         return losses
 
     @staticmethod
@@ -353,3 +380,9 @@ class DiffusionAugmentedHead(GCNHead):
         losses['acc_generated'] = self._accuracy(
             self.fc(generated.detach()), labels)
         return losses
+
+
+def _accepts(type_name, argument: str) -> bool:
+    """Whether the registered class ``type_name`` takes ``argument``."""
+    cls = MODELS.get(type_name) if isinstance(type_name, str) else type_name
+    return cls is not None and argument in inspect.signature(cls).parameters
