@@ -219,13 +219,29 @@ def test_clip_without_weights_fails_before_training(ntu60_pickle, tmp_path):
 
 def test_dist_train_two_processes_runs_both_stages(baseline_checkpoint,
                                                    ntu60_pickle,
-                                                   text_bank_cache, tmp_path):
+                                                   text_bank_cache, tmp_path,
+                                                   monkeypatch):
     """Two gloo processes: stage 1 on cached features averages the diffusion
-    gradients by hand; stage 2 goes through DDP with unused parameters."""
-    run_dist_train(CONFIG, 2, '--work-dir', str(tmp_path), '--cfg-options',
+    gradients across ranks (each rank sees other batches, so without the
+    averaging their denoisers drift apart); stage 2 goes through DDP with
+    unused parameters."""
+    monkeypatch.setenv('PYTHONPATH', str(Path(__file__).parent / 'helpers'))
+    config = tmp_path / 'with_rank_weights.py'
+    config.write_text(
+        f"_base_ = [{str(Path(CONFIG).resolve())!r}]\n"
+        "custom_imports = dict(imports=['cocodiff_mm', 'rank_weights_hook'],"
+        " allow_failed_imports=False)\n"
+        "custom_hooks = [dict(type='RankWeightsHook')]\n")
+    run_dist_train(str(config), 2, '--work-dir', str(tmp_path),
+                   '--cfg-options',
                    *tiny_options(ntu60_pickle, text_bank_cache),
                    'train_cfg.stage1.epochs=1', 'train_cfg.stage2.epochs=1',
                    f'train_cfg.pretrained={baseline_checkpoint}')
+    ranks = [torch.load(tmp_path / f'rank{rank}_stage1.pth')
+             for rank in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for key in ranks[0]:
+        torch.testing.assert_close(ranks[0][key], ranks[1][key], msg=key)
     log = read_log(tmp_path)
     assert announced_stages(log) == [1, 2]
     # 60 clips, 8 per process and step, 2 processes: 4 steps per epoch.

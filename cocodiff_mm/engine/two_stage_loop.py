@@ -5,14 +5,14 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-import torch.distributed as torch_dist
 from mmaction.registry import LOOPS
-from mmengine.dist import get_world_size
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
+from .checkpoint_safety import allow_mmengine_checkpoint_types
 from .feature_cache import PooledFeatureCache
+from .gradient_sync import CrossRankGradientMean
 from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
 from .reinit import reinitialize
 from .stage_plan import Stage, plan_stages, shift_schedulers, stage_at
@@ -84,6 +84,9 @@ class TwoStageLoop(EpochBasedTrainLoop):
                  val_interval: int = 1,
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None
                  ) -> None:
+        # --resume and load_from run after the loop is built: let them load
+        # mmengine checkpoints with weights_only=True also outside tools/.
+        allow_mmengine_checkpoint_types()
         default_scheduler = runner.param_schedulers or []
         self.stages: List[Stage] = plan_stages(
             stage0 or dict(epochs=0),
@@ -107,6 +110,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
         runner.param_schedulers = shift_schedulers(self.stages)
         self._pretrained_state: Optional[Dict[str, torch.Tensor]] = None
         self._feature_cache: Optional[PooledFeatureCache] = None
+        self._gradient_mean: Optional[CrossRankGradientMean] = None
         self._active: Optional[Stage] = None
         self._stage_started = 0.0
         self._check_model()
@@ -198,6 +202,9 @@ class TwoStageLoop(EpochBasedTrainLoop):
         self._stage_started = time.perf_counter()
         self._forget_previous_stage_logs()
         self._feature_cache = None
+        if self._gradient_mean is not None:
+            self._gradient_mean.detach()
+            self._gradient_mean = None
         head.set_objective(STAGE_OBJECTIVES[stage.index])
         frozen = stage.index == 1
         for param in model.backbone.parameters():
@@ -221,6 +228,9 @@ class TwoStageLoop(EpochBasedTrainLoop):
                 'Stage 1: extracting pooled features of the frozen GCN once')
             self._feature_cache = PooledFeatureCache.extract(
                 model, self.dataloader)
+            self._gradient_mean = CrossRankGradientMean(
+                param for module in head.diffusion_modules()
+                for param in module.parameters()).attach()
 
     def _record_stage_time(self, stage: Stage) -> None:
         """Log a finished stage's wall time and add it to stage_times.json.
@@ -315,8 +325,10 @@ class TwoStageLoop(EpochBasedTrainLoop):
     def _cached_train_step(self, batch: Dict) -> Dict[str, torch.Tensor]:
         """A stage-1 optimisation step on cached pooled features.
 
-        The backbone is skipped, so DDP's gradient hooks do not fire: with
-        several processes the diffusion gradients are averaged here.
+        Like ``train_step``: the losses go through the optim wrapper's
+        ``update_params`` (loss scaling, ``accumulative_counts``,
+        ``clip_grad``). The backbone is skipped, so DDP's hooks do not fire;
+        :class:`CrossRankGradientMean` averages the diffusion gradients.
 
         Returns:
             dict: The logged values, as ``train_step`` returns them.
@@ -327,14 +339,5 @@ class TwoStageLoop(EpochBasedTrainLoop):
             losses = model.cls_head.loss_from_pooled(batch['inputs'],
                                                      batch['labels'])
         parsed, outputs = model.parse_losses(losses)
-        wrapper.backward(parsed)
-        world_size = get_world_size()
-        if world_size > 1:
-            for module in model.cls_head.diffusion_modules():
-                for param in module.parameters():
-                    if param.grad is not None:
-                        torch_dist.all_reduce(param.grad)
-                        param.grad.div_(world_size)
-        wrapper.step()
-        wrapper.zero_grad()
+        wrapper.update_params(parsed)
         return outputs
