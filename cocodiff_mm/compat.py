@@ -2,8 +2,12 @@
 
 Each fix checks whether its problem is present on this machine and does
 nothing otherwise, so a later release that fixes the problem upstream simply
-turns the fix off. ``apply_all()`` runs every fix and is called by
-``import cocodiff_mm`` before any of mmaction2's models is imported.
+turns the fix off. ``apply_all()`` runs the fixes that only make imports
+work, and is called by ``import cocodiff_mm`` before any of mmaction2's
+models is imported. Fixes that change how the process runs
+(:func:`make_set_device_cpu_safe`, and checkpoint loading in
+:mod:`cocodiff_mm.engine.checkpoint_safety`) are applied by the tools'
+launch path only (:func:`cocodiff_mm.engine.launch.prepare_to_run`).
 
 The facts behind each fix are listed in the README (Troubleshooting).
 """
@@ -108,38 +112,6 @@ def define_missing_torchvision_ops() -> bool:
     return True
 
 
-def load_from_local_trusted(filename: str, map_location=None):
-    """Load a local checkpoint with the full unpickler (trusted input)."""
-    filename = os.path.expanduser(filename)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'checkpoint {filename} can not be found.')
-    return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def register_trusted_checkpoint_loader() -> bool:
-    """Let mmengine load its own local checkpoints under torch >= 2.6.
-
-    torch 2.6 made ``torch.load`` default to ``weights_only=True``; mmengine
-    0.10.7 checkpoints hold message-hub objects and numpy values, so
-    ``load_from`` and ``--resume`` fail (open-mmlab/mmengine#1655). Local
-    checkpoints are treated as trusted input, as before torch 2.6.
-
-    Returns:
-        bool: Whether the loader was registered.
-    """
-    if os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'):
-        return False
-    major, minor = (int(x) for x in torch.__version__.split('.')[:2])
-    if (major, minor) < (2, 6):
-        return False
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_from_local_trusted, force=True)
-    APPLIED['trusted_checkpoint_loader'] = (
-        'torch>=2.6 defaults torch.load to weights_only=True (mmengine#1655)')
-    return True
-
-
 def make_set_device_cpu_safe() -> bool:
     """Make ``torch.cuda.set_device`` a no-op on machines without CUDA.
 
@@ -213,7 +185,5 @@ def apply_all() -> Dict[str, str]:
     quiet_mmcv_lite_warning()
     stub_missing_drn_localizer()
     define_missing_torchvision_ops()
-    register_trusted_checkpoint_loader()
-    make_set_device_cpu_safe()
     disable_broken_multimodal()
     return APPLIED

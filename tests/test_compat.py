@@ -32,8 +32,7 @@ VINDLU_MODULE = 'mmaction.models.multimodal.vindlu'
 
 #: The fixes other than the one a subprocess leaves out.
 FIXES = ('stub_missing_drn_localizer', 'define_missing_torchvision_ops',
-         'register_trusted_checkpoint_loader', 'make_set_device_cpu_safe',
-         'disable_broken_multimodal')
+         'make_set_device_cpu_safe', 'disable_broken_multimodal')
 
 
 def run_python(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -212,102 +211,10 @@ def test_torchvision_schemas_in_process():
 
 
 # --------------------------------------------------------------------------
-# mmengine checkpoints under torch >= 2.6
-# --------------------------------------------------------------------------
-def torch_at_least_2_6() -> bool:
-    major, minor = (int(x) for x in torch.__version__.split('.')[:2])
-    return (major, minor) >= (2, 6)
-
-
-@pytest.fixture
-def mmengine_checkpoint(tmp_path):
-    """A checkpoint like mmengine's Runner saves: numpy values and a
-    message hub with a HistoryBuffer, next to a model's weights."""
-    from mmengine.logging import HistoryBuffer
-
-    torch.manual_seed(0)
-    model = nn.Linear(4, 3)
-    history = HistoryBuffer()
-    history.update(0.5)
-    history.update(0.25)
-    checkpoint = dict(
-        meta=dict(epoch=3, seed=np.int64(7), hook_msgs=dict(
-            best_score=np.float64(0.75))),
-        state_dict=model.state_dict(),
-        message_hub=dict(log_scalars={'train/loss': history},
-                         runtime_info=dict(ids=np.arange(5))))
-    path = tmp_path / 'epoch_3.pth'
-    torch.save(checkpoint, path)
-    return path, model
-
-
-def test_plain_torch_load_rejects_mmengine_checkpoint(mmengine_checkpoint):
-    if not torch_at_least_2_6():
-        pytest.skip(f'torch {torch.__version__} < 2.6 loads full pickles')
-    if os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'):
-        pytest.skip('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set')
-    from mmengine.runner.checkpoint import load_from_local
-
-    path, _ = mmengine_checkpoint
-    with pytest.raises(pickle.UnpicklingError, match='weights_only'):
-        torch.load(path)
-    # mmengine's own local loader calls torch.load the same way.
-    with pytest.raises(pickle.UnpicklingError):
-        load_from_local(str(path), None)
-
-
-def test_mmengine_loads_its_checkpoint(mmengine_checkpoint):
-    from mmengine.logging import HistoryBuffer
-    from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
-
-    path, model = mmengine_checkpoint
-    loaded = _load_checkpoint(str(path), map_location='cpu')
-    assert loaded['meta']['seed'] == 7
-    np.testing.assert_array_equal(
-        loaded['message_hub']['runtime_info']['ids'], np.arange(5))
-    history = loaded['message_hub']['log_scalars']['train/loss']
-    assert isinstance(history, HistoryBuffer)
-    assert history.current() == 0.25
-
-    fresh = nn.Linear(4, 3)
-    assert not torch.equal(fresh.weight, model.weight)
-    load_checkpoint(fresh, str(path), map_location='cpu', strict=True)
-    assert torch.equal(fresh.weight, model.weight)
-    assert torch.equal(fresh.bias, model.bias)
-
-
-def test_trusted_loader_registered_iff_needed(tmp_path):
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    needed = torch_at_least_2_6() and not os.environ.get(
-        'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
-    assert ('trusted_checkpoint_loader' in compat.APPLIED) == needed
-    loader = CheckpointLoader._get_checkpoint_loader(str(tmp_path / 'a.pth'))
-    assert (loader is compat.load_from_local_trusted) == needed
-    # URLs keep mmengine's own loaders.
-    url_loader = CheckpointLoader._get_checkpoint_loader(
-        'https://example.com/a.pth')
-    assert url_loader is not compat.load_from_local_trusted
-    with pytest.raises(FileNotFoundError, match='missing.pth'):
-        compat.load_from_local_trusted(str(tmp_path / 'missing.pth'))
-
-
-def test_trusted_loader_skipped_when_not_needed(monkeypatch):
-    from mmengine.runner.checkpoint import CheckpointLoader
-
-    schemes = dict(CheckpointLoader._schemes)
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
-    assert compat.register_trusted_checkpoint_loader() is False
-    monkeypatch.delenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
-    monkeypatch.setattr(torch, '__version__', '2.5.1+cpu')
-    assert compat.register_trusted_checkpoint_loader() is False
-    assert dict(CheckpointLoader._schemes) == schemes
-
-
-# --------------------------------------------------------------------------
 # torch.cuda.set_device without CUDA
 # --------------------------------------------------------------------------
 def test_set_device_is_a_noop_without_cuda():
+    compat.make_set_device_cpu_safe()  # the tools' launch path does this
     if torch.cuda.is_available():
         assert 'cpu_safe_set_device' not in compat.APPLIED
         assert not getattr(torch.cuda.set_device, '_cocodiff_cpu_safe',
@@ -387,5 +294,6 @@ def test_apply_all_is_idempotent():
     # Every fix that changes the process says it did nothing the 2nd time.
     assert compat.stub_missing_drn_localizer() is False
     assert compat.define_missing_torchvision_ops() is False
+    compat.make_set_device_cpu_safe()
     assert compat.make_set_device_cpu_safe() is False
     assert compat.disable_broken_multimodal() is False

@@ -11,6 +11,8 @@ from typing import Dict, Tuple
 import torch
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from .checkpoint_safety import allow_mmengine_checkpoint_types
+
 #: Keys under ``cls_head`` that a stock ``GCNHead`` has.
 INFERENCE_HEAD_PREFIXES = ('cls_head.fc.', )
 
@@ -48,6 +50,7 @@ def export_inference_checkpoint(src: str, dst: str) -> Tuple[str, ...]:
     """
     if not os.path.isfile(src):
         raise FileNotFoundError(f'checkpoint {src} does not exist')
+    allow_mmengine_checkpoint_types()
     checkpoint = _load_checkpoint(src, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint)
     kept, dropped = split_inference_state(state)

@@ -6,6 +6,10 @@ from typing import Tuple
 
 from mmengine.config import Config, DictAction
 
+from .. import compat
+from .checkpoint_safety import (configure_checkpoint_loading,
+                                trust_checkpoints_requested)
+from .cpu_allocator import keep_freed_memory
 from .device import configure_device
 from .preflight import PreflightError, check_data
 
@@ -44,6 +48,10 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
                    loaders: Tuple[str, ...]) -> int:
     """Pick the device set-up and check the data before the Runner starts.
 
+    Also makes ``torch.cuda.set_device`` safe without CUDA, keeps freed
+    memory mapped on CPU runs (:mod:`.cpu_allocator`) and sets up safe
+    checkpoint loading (:mod:`.checkpoint_safety`), for this process only.
+
     Args:
         cfg (Config): The merged config (changed in place).
         args (Namespace): Parsed arguments (``skip_data_check``).
@@ -52,6 +60,12 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
     Returns:
         int: 0 to go on, or the exit status 2 after printing the error.
     """
+    compat.make_set_device_cpu_safe()
+    if cfg.get('device', None) != 'cuda' and not _cuda_available():
+        keep_freed_memory()
+    loading = configure_checkpoint_loading()
+    if trust_checkpoints_requested() and os.environ.get('RANK', '0') == '0':
+        print(f'warning: {loading}', file=sys.stderr)
     configure_device(cfg)
     if args.skip_data_check or os.environ.get('RANK', '0') != '0':
         return 0
@@ -61,3 +75,8 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
         print(f'error: {error}', file=sys.stderr)
         return 2
     return 0
+
+
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()

@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from .checkpoint_safety import allow_mmengine_checkpoint_types
+
 #: Parameters of a recognizer that make up "the GCN": backbone and classifier.
 GCN_PREFIXES = ('backbone.', 'cls_head.fc.')
 
@@ -49,6 +51,7 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
             'not exist. Train one with tools/train.py and a baseline config '
             '(e.g. configs/ctrgcn_ntu60_xsub.py), or set '
             'train_cfg.pretrained=None to train it as stage 0.')
+    allow_mmengine_checkpoint_types()
     checkpoint = _load_checkpoint(path, map_location='cpu')
     state = checkpoint.get('state_dict', checkpoint)
     state = {
