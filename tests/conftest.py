@@ -178,6 +178,26 @@ def tiny_options(ann_file: Path, bank_dir: Optional[Path] = None) -> list:
     return options
 
 
+def tiny_utd_options(ann_file: Path, batch_size: int) -> list:
+    """``--cfg-options`` that shrink a UTD-MHAD config to seconds on a CPU:
+    8 base channels, 16 frames, no repeats, no worker processes."""
+    options = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    return options + [
+        f'train_dataloader.dataset.dataset.ann_file={ann_file}',
+        f'val_dataloader.dataset.ann_file={ann_file}',
+        f'test_dataloader.dataset.ann_file={ann_file}',
+        'train_dataloader.dataset.times=1',
+        'train_dataloader.dataset.dataset.pipeline.1.clip_len=16',
+        'val_dataloader.dataset.pipeline.1.clip_len=16',
+        f'train_dataloader.batch_size={batch_size}',
+        'val_dataloader.batch_size=64',
+        'model.backbone.base_channels=8', 'model.cls_head.in_channels=32'
+    ]
+
+
 def run_tool(*args: str, timeout: int = 600, env: Optional[dict] = None):
     """Run ``python tools/...`` from the repository root; return the result.
 

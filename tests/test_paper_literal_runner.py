@@ -10,7 +10,8 @@ import re
 import pytest
 import torch
 
-from conftest import make_skeleton_annotations, read_log, run_ok, write_pickle
+from conftest import (make_skeleton_annotations, read_log, run_ok,
+                      tiny_utd_options, write_pickle)
 
 CONFIG = 'configs/ctrgcn_cocodiff_utd_mhad_paper_literal.py'
 
@@ -24,18 +25,7 @@ def utd_layout_pickle(tmp_path_factory):
 
 
 def literal_options(ann_file, bank_dir):
-    options = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False']
-    return options + [
-        f'train_dataloader.dataset.dataset.ann_file={ann_file}',
-        f'val_dataloader.dataset.ann_file={ann_file}',
-        f'test_dataloader.dataset.ann_file={ann_file}',
-        'train_dataloader.dataset.times=1',
-        'train_dataloader.dataset.dataset.pipeline.1.clip_len=16',
-        'val_dataloader.dataset.pipeline.1.clip_len=16',
-        'model.backbone.base_channels=8', 'model.cls_head.in_channels=32',
+    return tiny_utd_options(ann_file, batch_size=16) + [
         'model.cls_head.denoiser.base_channels=8',
         'model.cls_head.text_bank.encoder=minilm',
         f'model.cls_head.text_bank.cache_dir={bank_dir}',

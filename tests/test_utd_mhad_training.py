@@ -3,7 +3,7 @@ import pickle
 
 import pytest
 
-from conftest import read_log, run_ok, shared_data_dir
+from conftest import read_log, run_ok, shared_data_dir, tiny_utd_options
 
 UTD = shared_data_dir() / 'utd_mhad' / 'skeleton'
 
@@ -19,31 +19,15 @@ def utd_pickle(tmp_path_factory):
     return out
 
 
-def tiny_utd_options(ann_file):
-    options = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False']
-    return options + [
-        f'train_dataloader.dataset.dataset.ann_file={ann_file}',
-        f'val_dataloader.dataset.ann_file={ann_file}',
-        f'test_dataloader.dataset.ann_file={ann_file}',
-        'train_dataloader.dataset.times=1',
-        'train_dataloader.dataset.dataset.pipeline.1.clip_len=16',
-        'val_dataloader.dataset.pipeline.1.clip_len=16',
-        'train_dataloader.batch_size=32', 'val_dataloader.batch_size=64',
-        'model.backbone.base_channels=8', 'model.cls_head.in_channels=32',
-        'default_hooks.logger.interval=5'
-    ]
-
-
 def test_converted_utd_mhad_trains(utd_pickle, tmp_path):
     with open(utd_pickle, 'rb') as file:
         data = pickle.load(file)
     assert len(data['split']['xsub_train']) == 431
     assert len(data['split']['xsub_val']) == 430
     run_ok('tools/train.py', 'configs/ctrgcn_utd_mhad.py', '--work-dir',
-           str(tmp_path), '--cfg-options', *tiny_utd_options(utd_pickle),
+           str(tmp_path), '--cfg-options',
+           *tiny_utd_options(utd_pickle, batch_size=32),
+           'default_hooks.logger.interval=5',
            'train_cfg.max_epochs=1')
     log = read_log(tmp_path)
     # 431 clips / 32 per batch = 14 steps; then validation on 430 clips.

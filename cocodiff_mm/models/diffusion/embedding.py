@@ -64,17 +64,41 @@ class TimeTextEmbedding(nn.Module):
         emb = self.time_mlp(timestep_embedding(t, self.embed_dim))
         if self.cond_mlp is None:
             return emb
-        if cond is None:
-            raise ValueError(
-                f'{self.owner}: built with cond_dim={self.cond_dim}, so cond '
-                f'must be a (N, {self.cond_dim}) tensor, got None (build it '
-                'with cond_dim=None for the no-text variant).')
-        if cond.dim() != 2 or cond.shape[1] != self.cond_dim:
-            raise ValueError(
-                f'{self.owner}: cond must have shape (N, {self.cond_dim}) '
-                f'(cond_dim={self.cond_dim}), got {tuple(cond.shape)} with '
-                f'last dimension {cond.shape[-1]}.')
-        if cond.shape[0] != t.shape[0]:
-            raise ValueError(f'{self.owner}: cond has {cond.shape[0]} rows '
-                             f'but the batch has {t.shape[0]} samples.')
+        check_condition(self.owner, cond, self.cond_dim, t.shape[0])
         return emb + self.cond_mlp(cond.to(emb.dtype))
+
+
+def check_noisy_input(owner: str, x: torch.Tensor, t: torch.Tensor,
+                      feat_dim: int) -> torch.Tensor:
+    """Validate a denoiser's ``x`` (``(N, feat_dim)``) and ``t``.
+
+    Returns:
+        torch.Tensor: ``t`` as an ``(N,)`` tensor (a 0-d ``t`` is expanded).
+    """
+    if x.dim() != 2 or x.shape[1] != feat_dim:
+        raise ValueError(f'{owner}: x must have shape (N, {feat_dim}) '
+                         f'(feat_dim={feat_dim}), got {tuple(x.shape)}.')
+    if t.dim() == 0:
+        t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0], ):
+        raise ValueError(f'{owner}: t must have shape ({x.shape[0]},), '
+                         f'got {tuple(t.shape)}.')
+    return t
+
+
+def check_condition(owner: str, cond: Optional[torch.Tensor], cond_dim: int,
+                    batch_size: int) -> None:
+    """Validate the text condition of a conditional denoiser."""
+    if cond is None:
+        raise ValueError(
+            f'{owner}: built with cond_dim={cond_dim}, so cond must be a '
+            f'(N, {cond_dim}) tensor, got None (build it with cond_dim=None '
+            'for the no-text variant).')
+    if cond.dim() != 2 or cond.shape[1] != cond_dim:
+        raise ValueError(
+            f'{owner}: cond must have shape (N, {cond_dim}) (cond_dim='
+            f'{cond_dim}), got {tuple(cond.shape)} with last dimension '
+            f'{cond.shape[-1]}.')
+    if cond.shape[0] != batch_size:
+        raise ValueError(f'{owner}: cond has {cond.shape[0]} rows but the '
+                         f'batch has {batch_size} samples.')

@@ -17,7 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmaction.registry import MODELS
-from .embedding import timestep_embedding
+from .embedding import (check_condition, check_noisy_input,
+                        timestep_embedding)
 
 
 class FiLMResMLPBlock(nn.Module):
@@ -95,7 +96,8 @@ class _ConditionedMLPUNet:
         self.cond = cond
         steps = torch.arange(net.num_steps, device=net.in_proj.weight.device)
         self.time_film = net.time_film(steps)
-        self.text_film = net.text_film(cond, len(steps))
+        self.text_film = net.text_film(
+            cond, cond.shape[0] if cond is not None else 0)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor,
                  cond: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -214,17 +216,7 @@ class ConditionalMLPUNet(nn.Module):
         """Text part of every block's FiLM input (``None`` without text)."""
         if self.cond_mlp is None:
             return None
-        name = type(self).__name__
-        if cond is None:
-            raise ValueError(
-                f'{name}: built with cond_dim={self.cond_dim}, so cond must '
-                f'be a (N, {self.cond_dim}) tensor, got None (use MLPUNet or '
-                'cond_dim=None for the no-text variant).')
-        if cond.dim() != 2 or cond.shape[1] != self.cond_dim:
-            raise ValueError(
-                f'{name}: cond must have shape (N, {self.cond_dim}) '
-                f'(cond_dim={self.cond_dim}), got {tuple(cond.shape)} with '
-                f'last dimension {cond.shape[-1]}.')
+        check_condition(type(self).__name__, cond, self.cond_dim, batch_size)
         return self.cond_mlp(cond.to(self.in_proj.weight.dtype))
 
     def conditioned_on(self, cond: Optional[torch.Tensor]
@@ -246,17 +238,7 @@ class ConditionalMLPUNet(nn.Module):
     # ------------------------------------------------------------------
     def check_inputs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Validate ``x`` (``(N, C)``) and ``t``; return ``t`` as ``(N,)``."""
-        name = type(self).__name__
-        if x.dim() != 2 or x.shape[1] != self.feat_dim:
-            raise ValueError(
-                f'{name}: x must have shape (N, {self.feat_dim}) '
-                f'(feat_dim={self.feat_dim}), got {tuple(x.shape)}.')
-        if t.dim() == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0], ):
-            raise ValueError(f'{name}: t must have shape ({x.shape[0]},), '
-                             f'got {tuple(t.shape)}.')
-        return t
+        return check_noisy_input(type(self).__name__, x, t, self.feat_dim)
 
     def forward_with_film(self, x: torch.Tensor,
                           film: torch.Tensor) -> torch.Tensor:
@@ -294,10 +276,6 @@ class ConditionalMLPUNet(nn.Module):
         film = self.time_film(t)
         text = self.text_film(cond, x.shape[0])
         if text is not None:
-            if text.shape[0] != x.shape[0]:
-                raise ValueError(
-                    f'{type(self).__name__}: cond has {text.shape[0]} rows '
-                    f'but the batch has {x.shape[0]} samples.')
             film = film + text
         return self.forward_with_film(x, film)
 

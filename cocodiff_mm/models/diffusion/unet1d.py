@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmaction.registry import MODELS
-from .embedding import TimeTextEmbedding
+from .embedding import TimeTextEmbedding, check_noisy_input
 
 
 class FiLMResBlock1D(nn.Module):
@@ -210,16 +210,7 @@ class ConditionalUNet1D(nn.Module):
         Returns:
             torch.Tensor: ``(N, C)`` predicted noise.
         """
-        name = type(self).__name__
-        if x.dim() != 2 or x.shape[1] != self.feat_dim:
-            raise ValueError(
-                f'{name}: x must have shape (N, {self.feat_dim}) '
-                f'(feat_dim={self.feat_dim}), got {tuple(x.shape)}.')
-        if t.dim() == 0:
-            t = t.expand(x.shape[0])
-        if t.shape != (x.shape[0], ):
-            raise ValueError(f'{name}: t must have shape ({x.shape[0]},), '
-                             f'got {tuple(t.shape)}.')
+        t = check_noisy_input(type(self).__name__, x, t, self.feat_dim)
         emb = self.embedding(t, cond).to(x.dtype)
         h = self.init_conv(x[:, None, :])
         if self.pos_embed is not None:
