@@ -4,6 +4,7 @@ import os
 import sys
 from typing import Tuple
 
+import torch
 from mmengine.config import Config, DictAction
 
 from .. import compat
@@ -61,7 +62,7 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
         int: 0 to go on, or the exit status 2 after printing the error.
     """
     compat.make_set_device_cpu_safe()
-    if cfg.get('device', None) != 'cuda' and not _cuda_available():
+    if not torch.cuda.is_available():
         keep_freed_memory()
     loading = configure_checkpoint_loading()
     if trust_checkpoints_requested() and os.environ.get('RANK', '0') == '0':
@@ -75,8 +76,3 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
         print(f'error: {error}', file=sys.stderr)
         return 2
     return 0
-
-
-def _cuda_available() -> bool:
-    import torch
-    return torch.cuda.is_available()

@@ -71,6 +71,17 @@ def _tracked(position: int, num_calls: int,
     return torch.set_grad_enabled(keep and torch.is_grad_enabled())
 
 
+def _predict_noise(denoiser: Denoiser, x_t: torch.Tensor, t: torch.Tensor,
+                   cond: Optional[torch.Tensor]) -> torch.Tensor:
+    """``denoiser(x_t, t, cond)``, refused unless shaped like ``x_t``."""
+    pred_noise = denoiser(x_t, t, cond)
+    if pred_noise.shape != x_t.shape:
+        raise ValueError(
+            'GaussianDiffusion: the denoiser must return a tensor shaped '
+            f'like x_t {tuple(x_t.shape)}, got {tuple(pred_noise.shape)}.')
+    return pred_noise
+
+
 def _randn_like(x: torch.Tensor,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Standard normal noise shaped like ``x``, from ``generator`` if given."""
@@ -350,11 +361,7 @@ class GaussianDiffusion(nn.Module):
             from it.
         """
         t = self._check_t(t, x_t)
-        pred_noise = denoiser(x_t, t, cond)
-        if pred_noise.shape != x_t.shape:
-            raise ValueError(
-                'GaussianDiffusion: the denoiser must return a tensor shaped '
-                f'like x_t {tuple(x_t.shape)}, got {tuple(pred_noise.shape)}.')
+        pred_noise = _predict_noise(denoiser, x_t, t, cond)
         pred_x_start = self.predict_start_from_noise(x_t, t, pred_noise)
         if self.clip_denoised is not None:
             pred_x_start = pred_x_start.clamp(-self.clip_denoised,
@@ -465,11 +472,8 @@ class GaussianDiffusion(nn.Module):
         would double its kernel count. No noise is drawn at ``step = 0``.
         """
         coefs = self._coefs
-        pred_noise = denoiser(x_t, self._full_t(step, x_t), cond)
-        if pred_noise.shape != x_t.shape:
-            raise ValueError(
-                'GaussianDiffusion: the denoiser must return a tensor shaped '
-                f'like x_t {tuple(x_t.shape)}, got {tuple(pred_noise.shape)}.')
+        pred_noise = _predict_noise(denoiser, x_t, self._full_t(step, x_t),
+                                    cond)
         pred_x_start = (coefs['sqrt_recip_alphas_cumprod'][step] * x_t -
                         coefs['sqrt_recipm1_alphas_cumprod'][step] *
                         pred_noise)
