@@ -55,7 +55,14 @@ def test_cli_whole_folder_splits_and_classes(converted):
     assert len(annotations) == 861
     assert len(data['split']['xsub_train']) == 431
     assert len(data['split']['xsub_val']) == 430
-    assert set(data['split']) == {'xsub_train', 'xsub_val'}
+    assert set(data['split']) == {
+        'xsub_train', 'xsub_val', 'xsub_dev_train', 'xsub_dev_val'}
+    # The carve-out: subject 7 of the training subjects, nothing else.
+    dev_train, dev_val = (set(data['split'][k])
+                          for k in ('xsub_dev_train', 'xsub_dev_val'))
+    assert dev_train | dev_val == set(data['split']['xsub_train'])
+    assert not dev_train & dev_val
+    assert {parse_utd_name(n)[1] for n in dev_val} == {7}
     assert sorted({a['label'] for a in annotations}) == list(range(27))
     by_name = {a['frame_dir']: a for a in annotations}
     for name in data['split']['xsub_train']:
@@ -64,8 +71,8 @@ def test_cli_whole_folder_splits_and_classes(converted):
         assert parse_utd_name(name)[1] in (2, 4, 6, 8)
     assert not set(data['split']['xsub_train']) & set(
         data['split']['xsub_val'])
-    # every class on both sides
-    for split in ('xsub_train', 'xsub_val'):
+    # every class on every side
+    for split in data['split']:
         counts = Counter(by_name[n]['label'] for n in data['split'][split])
         assert len(counts) == 27
 
@@ -159,7 +166,9 @@ def test_names_and_splits():
         parse_utd_name('a12_s3.mat')
     assert build_utd_splits(['a1_s1_t1', 'a1_s2_t1', 'a5_s7_t2'
                              ]) == dict(xsub_train=['a1_s1_t1', 'a5_s7_t2'],
-                                        xsub_val=['a1_s2_t1'])
+                                        xsub_val=['a1_s2_t1'],
+                                        xsub_dev_train=['a1_s1_t1'],
+                                        xsub_dev_val=['a5_s7_t2'])
     with pytest.raises(ValueError, match='subject 9'):
         build_utd_splits(['a1_s9_t1'])
 

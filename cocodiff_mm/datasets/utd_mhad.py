@@ -20,6 +20,9 @@ UTD_NUM_JOINTS = 20
 UTD_XSUB_TRAIN_SUBJECTS = frozenset((1, 3, 5, 7))
 #: Subjects of the cross-subject test split.
 UTD_XSUB_VAL_SUBJECTS = frozenset((2, 4, 6, 8))
+#: The training subject held out for model selection: ``xsub_dev_val``.
+#: Every study choice is made on it, never on the test subjects.
+UTD_DEV_VAL_SUBJECT = 7
 
 _NAME_PATTERN = re.compile(r'a(\d+)_s(\d+)_t(\d+)(?:_skeleton)?')
 
@@ -129,23 +132,32 @@ def list_utd_files(root: Union[str, Path]) -> List[Path]:
 
 
 def build_utd_splits(frame_dirs: Iterable[str]) -> Dict[str, List[str]]:
-    """Cross-subject splits: ``xsub_train`` (subjects 1, 3, 5, 7) and
-    ``xsub_val`` (subjects 2, 4, 6, 8).
+    """Cross-subject splits, and a validation carve-out of the training ones.
+
+    * ``xsub_train`` (subjects 1, 3, 5, 7) and ``xsub_val`` (subjects 2, 4,
+      6, 8): the standard protocol (``xsub_val`` is the test split);
+    * ``xsub_dev_train`` (subjects 1, 3, 5) and ``xsub_dev_val`` (subject 7):
+      the training subjects split for model selection, so that no choice
+      is made on the test subjects (``tools/study.py``).
 
     Args:
         frame_dirs (Iterable[str]): Sample names ``aA_sS_tT``.
 
     Returns:
-        dict[str, list[str]]: ``xsub_train`` and ``xsub_val``.
+        dict[str, list[str]]: The four splits.
 
     Raises:
         ValueError: If a subject is outside 1..8.
     """
-    splits = dict(xsub_train=[], xsub_val=[])
+    splits = dict(
+        xsub_train=[], xsub_val=[], xsub_dev_train=[], xsub_dev_val=[])
     for frame_dir in frame_dirs:
         _, subject, _ = parse_utd_name(frame_dir)
         if subject in UTD_XSUB_TRAIN_SUBJECTS:
             splits['xsub_train'].append(frame_dir)
+            dev = ('xsub_dev_val'
+                   if subject == UTD_DEV_VAL_SUBJECT else 'xsub_dev_train')
+            splits[dev].append(frame_dir)
         elif subject in UTD_XSUB_VAL_SUBJECTS:
             splits['xsub_val'].append(frame_dir)
         else:

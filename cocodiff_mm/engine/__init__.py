@@ -1,4 +1,5 @@
-"""Training engine: the multi-stage loop and the checks run before it."""
+"""Training engine: the multi-stage loop, its hooks and the pre-run checks."""
+from .hooks import GenerationDiagnosticsHook
 from .two_stage_loop import TwoStageLoop
 
-__all__ = ['TwoStageLoop']
+__all__ = ['TwoStageLoop', 'GenerationDiagnosticsHook']

@@ -64,6 +64,11 @@ cocodiff_train_cfg = dict(
     stage2=dict(epochs=90),
     val_interval=1)
 
+# Class faithfulness, diversity (DIV) and class-mean distances of the
+# generated features after every stage-1/2 epoch, on up to 512 validation
+# clips: generation_diagnostics.jsonl in the work dir.
+custom_hooks = [dict(type='GenerationDiagnosticsHook', interval=1)]
+
 # Stage 0 leaves the diffusion unused and stage 1 the frozen GCN.
 model_wrapper_cfg = dict(
     type='MMDistributedDataParallel', find_unused_parameters=True)

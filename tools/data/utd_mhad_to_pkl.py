@@ -74,8 +74,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         write_annotations(args.out, split, annotations)
         num_classes = len({a['label'] for a in annotations})
         print(f'wrote {len(annotations)} samples ({num_classes} classes) to '
-              f'{args.out} (xsub_train: {len(split["xsub_train"])}, '
-              f'xsub_val: {len(split["xsub_val"])})')
+              f'{args.out} (' + ', '.join(
+                  f'{name}: {len(names)}' for name, names in split.items()) +
+              ')')
     if errors:
         print(f'{len(errors)} file(s) failed:', file=sys.stderr)
         for error in errors:

@@ -287,6 +287,20 @@ class DiffusionAugmentedHead(GCNHead):
             eta=options['eta'],
             grad_steps=options['grad_steps']))
 
+    def generate_from_pooled(self, pooled: torch.Tensor,
+                             labels: torch.Tensor) -> torch.Tensor:
+        """Generated features for real pooled features, as training makes
+        them (in eval mode the running statistics stay as they are).
+
+        Args:
+            pooled (Tensor): Real pooled features (N, C).
+            labels (Tensor): Their labels (N,).
+
+        Returns:
+            Tensor: Generated features (N, C).
+        """
+        return self.generate(self._standardize(pooled), labels)
+
     def diffusion_losses(self, x0: torch.Tensor, labels: torch.Tensor
                          ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
         """``L_rec`` and ``λ·L_con`` of real features, and the generated ones.

@@ -1,0 +1,584 @@
+"""Accuracy studies: every arm x seed trained and evaluated by the tools.
+
+A study spec (a Python file read by mmengine's ``Config``, e.g.
+``configs/studies/utd_mhad_cocodiff.py``) names the arms, the seeds and the
+budgets. :class:`StudyRunner` trains each run with ``tools/train.py``,
+evaluates the checkpoint chosen on the validation split with
+``tools/test.py``, writes ``result.json`` per run and a markdown table.
+Test-split numbers are produced only by a separate, explicit ``--test``
+pass over the final arms, after their validation runs are complete.
+
+Runs resume: a finished run (its ``result.json``) is skipped, and an
+interrupted training continues from its latest checkpoint.
+"""
+import difflib
+import glob
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..utils.atomic_write import atomic_write_json, atomic_write_text
+
+#: Keys of a study spec and of one arm.
+SPEC_KEYS = ('name', 'arms', 'seeds', 'budgets', 'baseline', 'final',
+             'val_split', 'test_split')
+ARM_KEYS = ('name', 'config', 'cfg_options', 'init_from', 'description')
+BUDGET_KEYS = ('epochs', 'stage1_epochs', 'cfg_options', 'seeds')
+
+
+class StudySpecError(ValueError):
+    """A study spec that cannot run (names the file and the field)."""
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One configuration of a study.
+
+    Attributes:
+        name (str): Folder-safe name.
+        config (str): Training config, relative to the repository root.
+        cfg_options (tuple[str]): ``key=value`` overrides.
+        init_from (str, optional): Arm whose checkpoint of the same seed
+            becomes ``train_cfg.pretrained`` (stage 1 starts from it).
+        description (str): One line for the table.
+    """
+
+    name: str
+    config: str
+    cfg_options: Tuple[str, ...] = ()
+    init_from: Optional[str] = None
+    description: str = ''
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Epochs, overrides and seeds of one kind of machine (cpu, cuda).
+
+    Attributes:
+        name (str): The budget's name in the spec.
+        epochs (int): Baseline epochs, and stage 0 and stage 2 epochs of a
+            two-stage arm (the same budget for both).
+        stage1_epochs (int): Stage-1 epochs of a two-stage arm.
+        cfg_options (tuple[str]): Overrides for every arm.
+        seeds (tuple[int]): Seeds (defaults to the spec's).
+    """
+
+    name: str
+    epochs: int
+    stage1_epochs: int
+    cfg_options: Tuple[str, ...] = ()
+    seeds: Tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A whole study.
+
+    Attributes:
+        name (str): Folder name of the study.
+        arms (tuple[Arm]): In running order (an arm after its ``init_from``).
+        seeds (tuple[int]): Default seeds.
+        budgets (dict[str, Budget]): By name.
+        baseline (str): Arm the others are compared with, seed by seed.
+        final (tuple[str]): Arms evaluated on the test split by ``--test``.
+        val_split (str): Split for model selection.
+        test_split (str): Split evaluated once per final arm.
+        path (str): The spec file.
+    """
+
+    name: str
+    arms: Tuple[Arm, ...]
+    seeds: Tuple[int, ...]
+    budgets: Dict[str, Budget]
+    baseline: str
+    final: Tuple[str, ...]
+    val_split: str
+    test_split: str
+    path: str = ''
+
+    def arm(self, name: str) -> Arm:
+        """The arm called ``name``."""
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise StudySpecError(f'{self.path}: no arm {name!r}; arms: '
+                             f'{[a.name for a in self.arms]}')
+
+
+def _refuse_unknown(keys, allowed: Sequence[str], where: str) -> None:
+    """Raise for the first key not in ``allowed``, with the closest one."""
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f' (did you mean {close[0]!r}?)' if close else ''
+            raise StudySpecError(f'{where}: unknown key {key!r}{hint}; '
+                                 f'allowed: {list(allowed)}')
+
+
+def load_study_spec(path: str, root: str = '.') -> StudySpec:
+    """Read and validate a study spec file.
+
+    Args:
+        path (str): The spec (a Python config file).
+        root (str): Repository root that arm configs are relative to.
+            Defaults to ``'.'``.
+
+    Returns:
+        StudySpec: The validated spec.
+
+    Raises:
+        StudySpecError: Naming the file and the field at fault.
+    """
+    from mmengine.config import Config
+    if not osp.isfile(path):
+        raise StudySpecError(f'study spec {path} does not exist')
+    # Names starting with "_" are the spec file's own helper variables.
+    raw = {key: value for key, value in Config.fromfile(path).to_dict().items()
+           if not key.startswith('_')}
+    _refuse_unknown(raw, SPEC_KEYS, path)
+    for key in ('name', 'arms', 'seeds', 'budgets', 'baseline'):
+        if key not in raw:
+            raise StudySpecError(f'{path}: missing field {key!r}')
+    arms, names = [], set()
+    for index, item in enumerate(raw['arms']):
+        where = f'{path}: arms[{index}]'
+        _refuse_unknown(item, ARM_KEYS, where)
+        if 'name' not in item or 'config' not in item:
+            raise StudySpecError(f'{where}: needs "name" and "config"')
+        if item['name'] in names:
+            raise StudySpecError(f'{where}: duplicate arm name '
+                                 f'{item["name"]!r}')
+        if not osp.isfile(osp.join(root, item['config'])):
+            raise StudySpecError(f'{where}.config: {item["config"]} does '
+                                 'not exist')
+        init_from = item.get('init_from')
+        if init_from is not None and init_from not in names:
+            raise StudySpecError(
+                f'{where}.init_from: {init_from!r} must name an arm listed '
+                f'before it; earlier arms: {sorted(names)}')
+        names.add(item['name'])
+        arms.append(
+            Arm(item['name'], item['config'],
+                tuple(item.get('cfg_options', ())), init_from,
+                item.get('description', '')))
+    seeds = tuple(raw['seeds'])
+    if not seeds or not all(isinstance(s, int) for s in seeds):
+        raise StudySpecError(f'{path}: seeds must be a non-empty list of '
+                             f'ints, got {raw["seeds"]!r}')
+    budgets = {}
+    for name, item in raw['budgets'].items():
+        where = f'{path}: budgets.{name}'
+        _refuse_unknown(item, BUDGET_KEYS, where)
+        for key in ('epochs', 'stage1_epochs'):
+            if not isinstance(item.get(key), int) or item[key] < 1:
+                raise StudySpecError(f'{where}.{key} must be an int >= 1, '
+                                     f'got {item.get(key)!r}')
+        budgets[name] = Budget(name, item['epochs'], item['stage1_epochs'],
+                               tuple(item.get('cfg_options', ())),
+                               tuple(item.get('seeds', seeds)))
+    spec = StudySpec(raw['name'], tuple(arms), seeds, budgets,
+                     raw['baseline'], tuple(raw.get('final', ())),
+                     raw.get('val_split', 'xsub_dev_val'),
+                     raw.get('test_split', 'xsub_val'), path)
+    for name in (spec.baseline, *spec.final):
+        spec.arm(name)
+    return spec
+
+
+def mean_std(values: Sequence[float]) -> Tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value)."""
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    var = sum((v - mean)**2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var)
+
+
+def paired_difference(values: Dict[int, float],
+                      reference: Dict[int, float]) -> Optional[Dict]:
+    """Per-seed differences ``values - reference`` on their common seeds.
+
+    Returns:
+        dict | None: ``mean``, ``std``, ``n``, ``wins`` (seeds where the arm
+        is better) and ``sem`` (standard error), or None without common
+        seeds.
+    """
+    seeds = sorted(set(values) & set(reference))
+    if not seeds:
+        return None
+    diffs = [values[s] - reference[s] for s in seeds]
+    mean, std = mean_std(diffs)
+    return dict(mean=mean, std=std, n=len(seeds),
+                wins=sum(d > 0 for d in diffs),
+                sem=std / math.sqrt(len(seeds)))
+
+
+class StudyRunner:
+    """Trains and evaluates a study's runs through ``tools/``.
+
+    Args:
+        spec (StudySpec): The study.
+        budget (str): A key of ``spec.budgets`` (``'cpu'``, ``'cuda'``).
+        work_root (str): Where runs go; each run in
+            ``<work_root>/<arm>/seed<k>``. Defaults to
+            ``work_dirs/studies/<spec.name>_<budget>``.
+        root (str): Repository root (the tools' working directory).
+            Defaults to ``'.'``.
+        python (str): Interpreter for the tools. Defaults to the current.
+        execute (callable, optional): ``execute(command, log_path)`` runs a
+            command and returns its exit status; the default runs it in
+            ``root`` with its output in ``log_path``. Defaults to None.
+        echo (callable): Progress printer. Defaults to ``print``.
+    """
+
+    def __init__(self,
+                 spec: StudySpec,
+                 budget: str,
+                 work_root: Optional[str] = None,
+                 root: str = '.',
+                 python: str = sys.executable,
+                 execute: Optional[Callable[[List[str], str], int]] = None,
+                 echo: Callable[[str], None] = print) -> None:
+        if budget not in spec.budgets:
+            raise StudySpecError(f'{spec.path}: no budget {budget!r}; '
+                                 f'budgets: {sorted(spec.budgets)}')
+        self.spec = spec
+        self.budget = spec.budgets[budget]
+        self.root = root
+        self.work_root = work_root or osp.join(
+            root, 'work_dirs', 'studies', f'{spec.name}_{budget}')
+        self.python = python
+        self.execute = execute or self._execute
+        self.echo = echo
+        self._two_stage: Dict[str, bool] = {}
+
+    # ------------------------------------------------------------------
+    # Paths and commands
+    # ------------------------------------------------------------------
+    def run_dir(self, arm: Arm, seed: int) -> str:
+        """The folder of one run."""
+        return osp.join(self.work_root, arm.name, f'seed{seed}')
+
+    def result_path(self, arm: Arm, seed: int) -> str:
+        """The run's ``result.json``."""
+        return osp.join(self.run_dir(arm, seed), 'result.json')
+
+    def read_result(self, arm: Arm, seed: int) -> Optional[Dict]:
+        """The run's result, or None before it finished."""
+        path = self.result_path(arm, seed)
+        if not osp.isfile(path):
+            return None
+        with open(path) as file:
+            return json.load(file)
+
+    def is_two_stage(self, arm: Arm) -> bool:
+        """Whether the arm's config trains with :class:`TwoStageLoop`."""
+        if arm.config not in self._two_stage:
+            from mmengine.config import Config
+            cfg = Config.fromfile(osp.join(self.root, arm.config))
+            self._two_stage[arm.config] = (
+                cfg.get('train_cfg', {}).get('type') == 'TwoStageLoop')
+        return self._two_stage[arm.config]
+
+    def budget_options(self, arm: Arm) -> List[str]:
+        """The overrides that give ``arm`` the study's budget."""
+        epochs = self.budget.epochs
+        if self.is_two_stage(arm):
+            options = [
+                f'train_cfg.stage0.epochs={epochs}',
+                f'train_cfg.stage1.epochs={self.budget.stage1_epochs}',
+                f'train_cfg.stage2.epochs={epochs}'
+            ]
+        else:
+            options = [f'train_cfg.max_epochs={epochs}']
+        return [*self.budget.cfg_options, *options]
+
+    def train_command(self, arm: Arm, seed: int) -> List[str]:
+        """``tools/train.py`` for one run (resuming when it can)."""
+        train_dir = osp.join(self.run_dir(arm, seed), 'train')
+        options = self.budget_options(arm) + list(arm.cfg_options)
+        if arm.init_from is not None:
+            source = self.spec.arm(arm.init_from)
+            result = self.read_result(source, seed)
+            if result is None:
+                raise RuntimeError(f'{arm.name} seed {seed} starts from '
+                                   f'{source.name} seed {seed}, which has '
+                                   'not finished')
+            options.append(f'train_cfg.pretrained={result["checkpoint"]}')
+        command = [
+            self.python, 'tools/train.py', arm.config, '--work-dir',
+            train_dir, '--seed',
+            str(seed)
+        ]
+        if glob.glob(osp.join(train_dir, 'epoch_*.pth')):
+            command.append('--resume')
+        return command + ['--cfg-options', *options]
+
+    def test_command(self, arm: Arm, seed: int, checkpoint: str,
+                     split: str, out: str) -> List[str]:
+        """``tools/test.py`` of ``checkpoint`` on ``split``."""
+        options = self.budget_options(arm) + list(arm.cfg_options)
+        return [
+            self.python, 'tools/test.py', arm.config, checkpoint,
+            '--work-dir',
+            osp.join(self.run_dir(arm, seed), f'test_{split}'),
+            '--metrics-out', out, '--dump',
+            osp.splitext(out)[0] + '.pkl', '--cfg-options', *options,
+            f'test_dataloader.dataset.split={split}'
+        ]
+
+    def _execute(self, command: List[str], log_path: str) -> int:
+        """Run ``command`` in the repository root, output to ``log_path``."""
+        with open(log_path, 'a') as log:
+            log.write('\n$ ' + ' '.join(command) + '\n')
+            log.flush()
+            return subprocess.call(
+                command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT)
+
+    def _checked(self, command: List[str], log_path: str) -> None:
+        status = self.execute(command, log_path)
+        if status != 0:
+            raise RuntimeError(f'exit {status}: {" ".join(command)}; see '
+                               f'{log_path}')
+
+    # ------------------------------------------------------------------
+    # Runs
+    # ------------------------------------------------------------------
+    def runs(self) -> List[Tuple[Arm, int]]:
+        """Every (arm, seed), arm by arm in spec order."""
+        return [(arm, seed) for arm in self.spec.arms
+                for seed in self.budget.seeds]
+
+    def run_all(self, arms: Optional[Sequence[str]] = None) -> None:
+        """Train and validate every unfinished run (of ``arms``)."""
+        todo = [(arm, seed) for arm, seed in self.runs()
+                if arms is None or arm.name in arms]
+        started, durations = time.perf_counter(), []
+        for number, (arm, seed) in enumerate(todo, 1):
+            if self.read_result(arm, seed) is not None:
+                self.echo(f'[{number}/{len(todo)}] {arm.name} seed {seed}: '
+                          'done (skipped)')
+                continue
+            left = len(todo) - number + 1
+            eta = (f', about {left * sum(durations) / len(durations) / 60:.0f}'
+                   ' min left') if durations else ''
+            self.echo(f'[{number}/{len(todo)}] {arm.name} seed {seed}: '
+                      f'training ({(time.perf_counter() - started) / 60:.0f} '
+                      f'min so far{eta})')
+            start = time.perf_counter()
+            self.run_one(arm, seed)
+            durations.append(time.perf_counter() - start)
+            result = self.read_result(arm, seed)
+            self.echo(f'    val top-1 {100 * result["val"]["acc/top1"]:.1f}%'
+                      f' in {result["train_seconds"] / 60:.1f} min')
+
+    def run_one(self, arm: Arm, seed: int) -> Dict:
+        """Train (or resume) one run and evaluate it on the val split."""
+        run_dir = self.run_dir(arm, seed)
+        os.makedirs(run_dir, exist_ok=True)
+        log_path = osp.join(run_dir, 'study.log')
+        timing_path = osp.join(run_dir, 'train_seconds.json')
+        spent = 0.0
+        if osp.isfile(timing_path):  # time of earlier, interrupted tries
+            with open(timing_path) as file:
+                spent = json.load(file)['seconds']
+        start = time.perf_counter()
+        status = self.execute(self.train_command(arm, seed), log_path)
+        spent += time.perf_counter() - start
+        atomic_write_json(timing_path, dict(seconds=spent))
+        if status != 0:
+            raise RuntimeError(f'{arm.name} seed {seed}: training exited '
+                               f'{status}; see {log_path}')
+        train_dir = osp.join(run_dir, 'train')
+        checkpoint = selected_checkpoint(train_dir)
+        val_out = osp.join(run_dir, 'val_metrics.json')
+        self._checked(
+            self.test_command(arm, seed, checkpoint, self.spec.val_split,
+                              val_out), log_path)
+        with open(val_out) as file:
+            val = json.load(file)
+        result = dict(
+            arm=arm.name,
+            seed=seed,
+            budget=self.budget.name,
+            config=arm.config,
+            cfg_options=self.budget_options(arm) + list(arm.cfg_options),
+            checkpoint=checkpoint,
+            val=val,
+            train_seconds=spent,
+            diagnostics=last_diagnostics(train_dir))
+        atomic_write_json(self.result_path(arm, seed), result)
+        return result
+
+    def run_test(self, arms: Sequence[str]) -> None:
+        """Evaluate the final ``arms`` on the test split, once per run.
+
+        Refuses to start before every seed of these arms has its
+        validation result: the arms must have been chosen on validation.
+        """
+        chosen = [self.spec.arm(name) for name in arms]
+        missing = [f'{arm.name} seed {seed}' for arm in chosen
+                   for seed in self.budget.seeds
+                   if self.read_result(arm, seed) is None]
+        if missing:
+            raise RuntimeError('test split refused: validation runs not '
+                               f'finished: {", ".join(missing)}')
+        for arm in chosen:
+            for seed in self.budget.seeds:
+                result = self.read_result(arm, seed)
+                if 'test' in result:
+                    continue
+                self.echo(f'{arm.name} seed {seed}: test split '
+                          f'{self.spec.test_split}')
+                out = osp.join(self.run_dir(arm, seed), 'test_metrics.json')
+                self._checked(
+                    self.test_command(arm, seed, result['checkpoint'],
+                                      self.spec.test_split, out),
+                    osp.join(self.run_dir(arm, seed), 'study.log'))
+                with open(out) as file:
+                    result['test'] = json.load(file)
+                atomic_write_json(self.result_path(arm, seed), result)
+
+    # ------------------------------------------------------------------
+    # Table
+    # ------------------------------------------------------------------
+    def collect(self) -> Dict[str, Dict[int, Dict]]:
+        """Finished results by arm and seed."""
+        results = {}
+        for arm, seed in self.runs():
+            result = self.read_result(arm, seed)
+            if result is not None:
+                results.setdefault(arm.name, {})[seed] = result
+        return results
+
+    def table(self) -> str:
+        """The study's markdown table (see :func:`format_study_table`)."""
+        return format_study_table(self.spec, self.budget, self.collect())
+
+    def write_table(self) -> str:
+        """Write ``table.md`` and ``summary.json``; return the table."""
+        text = self.table()
+        atomic_write_text(osp.join(self.work_root, 'table.md'), text)
+        atomic_write_json(
+            osp.join(self.work_root, 'summary.json'), self.collect())
+        return text
+
+
+def selected_checkpoint(train_dir: str) -> str:
+    """The checkpoint chosen on validation (``best_acc_top1_*``), else the
+    last one."""
+    best = sorted(glob.glob(osp.join(train_dir, 'best_acc_top1_epoch_*.pth')))
+    if best:
+        return best[-1]
+    pointer = osp.join(train_dir, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer) as file:
+            return file.read().strip()
+    raise FileNotFoundError(f'no checkpoint in {train_dir}')
+
+
+def last_diagnostics(train_dir: str) -> Dict[str, Dict]:
+    """The last generation-diagnostics line of each objective (stage)."""
+    path = osp.join(train_dir, 'generation_diagnostics.jsonl')
+    found: Dict[str, Dict] = {}
+    if osp.isfile(path):
+        with open(path) as file:
+            for line in file:
+                if line.strip():
+                    values = json.loads(line)
+                    found[values['objective']] = values
+    return found
+
+
+def _percent(values: Sequence[float]) -> str:
+    mean, std = mean_std([100 * v for v in values])
+    return f'{mean:.1f} ± {std:.1f}'
+
+
+def _delta(diff: Optional[Dict]) -> str:
+    if diff is None:
+        return '—'
+    return (f'{100 * diff["mean"]:+.1f} ± {100 * diff["std"]:.1f} '
+            f'({diff["wins"]}/{diff["n"]})')
+
+
+def format_study_table(spec: StudySpec, budget: Budget,
+                       results: Dict[str, Dict[int, Dict]]) -> str:
+    """Markdown: accuracy over seeds, paired differences, diagnostics.
+
+    Accuracies are top-1 in percent, mean ± sample std over the finished
+    seeds; Δ is the per-seed (paired) difference to the baseline arm, with
+    the number of seeds where the arm is better.
+    """
+    base = results.get(spec.baseline, {})
+    base_val = {s: r['val']['acc/top1'] for s, r in base.items()}
+    base_test = {s: r['test']['acc/top1'] for s, r in base.items()
+                 if 'test' in r}
+    lines = [
+        f'Study `{spec.name}`, budget `{budget.name}` ({budget.epochs} '
+        f'epochs, stage 1: {budget.stage1_epochs}); validation split '
+        f'`{spec.val_split}`, test split `{spec.test_split}` (final arms '
+        'only). Top-1 %, mean ± std over seeds; Δ paired per seed vs '
+        f'`{spec.baseline}` (seeds better / seeds).', '',
+        '| arm | seeds | val top-1 | Δ val | test top-1 | Δ test | '
+        'train min | gen acc s1 | gen acc s2 | DIV gen/real | '
+        'dist ratio gen |', '|' + '---|' * 11
+    ]
+    for arm in spec.arms:
+        runs = results.get(arm.name)
+        if not runs:
+            lines.append(f'| {arm.name} | 0 | not run |' + ' |' * 8)
+            continue
+        val = {s: r['val']['acc/top1'] for s, r in runs.items()}
+        test = {s: r['test']['acc/top1'] for s, r in runs.items()
+                if 'test' in r}
+        minutes = mean_std([r['train_seconds'] / 60 for r in runs.values()])
+        diag = _diagnostic_columns(runs)
+        is_base = arm.name == spec.baseline
+        lines.append(
+            f'| {arm.name} | {len(runs)} | {_percent(list(val.values()))} | '
+            f'{"—" if is_base else _delta(paired_difference(val, base_val))}'
+            f' | {_percent(list(test.values())) if test else "—"} | '
+            f'{"—" if is_base or not test else _delta(paired_difference(test, base_test))}'  # noqa: E501
+            f' | {minutes[0]:.1f} | {diag} |')
+    described = [a for a in spec.arms if a.description]
+    if described:
+        lines += ['', 'Arms:'] + [f'- `{a.name}`: {a.description}'
+                                  for a in described]
+    lines += [
+        '', 'gen acc s1: the frozen pretrained classifier on generated '
+        'features at the end of stage 1 (class faithfulness); s2: the '
+        'final classifier on them at the end of stage 2. DIV: '
+        'Action2Motion diversity, generated over real, at the end of '
+        'stage 2. dist ratio: distance to the own class mean over the '
+        'distance to the nearest other class mean (< 1: on the right '
+        'side). All on the validation clips.', ''
+    ]
+    return '\n'.join(lines)
+
+
+def _diagnostic_columns(runs: Dict[int, Dict]) -> str:
+    """Mean over seeds of the stage-1/2 diagnostics columns."""
+
+    def column(objective: str, key: str, scale: float = 1.0) -> List[float]:
+        return [r['diagnostics'][objective][key] * scale
+                for r in runs.values()
+                if objective in r.get('diagnostics', {})]
+
+    def fmt(values: List[float], digits: int = 1) -> str:
+        return f'{sum(values) / len(values):.{digits}f}' if values else '—'
+
+    s1 = column('diffusion', 'gen_acc', 100)
+    s2 = column('joint', 'gen_acc', 100)
+    div = [g / r for g, r in zip(
+        column('joint', 'div_gen'), column('joint', 'div_real'))]
+    ratio = column('joint', 'dist_ratio_gen')
+    return f'{fmt(s1)} | {fmt(s2)} | {fmt(div, 2)} | {fmt(ratio, 2)}'
+
+

@@ -1,0 +1,72 @@
+# Does CoCoDiff help CTR-GCN on real skeletons, and why?  UTD-MHAD
+# cross-subject, run with
+#   python tools/study.py configs/studies/utd_mhad_cocodiff.py --budget cpu
+#   python tools/study.py configs/studies/utd_mhad_cocodiff.py --budget cpu --test
+# Every arm trains on subjects 1, 3, 5 and is selected (best epoch, and the
+# arm itself) on subject 7 (split xsub_dev_val). Only `--test` evaluates the
+# test subjects 2, 4, 6, 8 (xsub_val), once per final arm. Baseline and
+# CoCoDiff arms get the same epochs and recipe; CoCoDiff's stage 1 starts
+# from the baseline checkpoint of the same seed.
+name = 'utd_mhad_cocodiff'
+baseline = 'baseline'
+final = ['baseline', 'cocodiff']
+val_split = 'xsub_dev_val'
+test_split = 'xsub_val'
+seeds = [0, 1, 2]
+
+_cocodiff = 'configs/ctrgcn_cocodiff_utd_mhad_dev.py'
+_minilm = 'model.cls_head.text_bank.encoder=minilm'
+# Ordered by priority: the runner trains arm by arm, all seeds of each.
+arms = [
+    dict(name='baseline', config='configs/ctrgcn_utd_mhad_dev.py',
+         description='CTR-GCN, the config recipe'),
+    dict(name='cocodiff', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm],
+         description='fine + coarse text, MiniLM encoder, T=30, fast '
+         'default (MLP UNet, gradients through the last 3 steps)'),
+    dict(name='random_encoder', config=_cocodiff, init_from='baseline',
+         cfg_options=['model.cls_head.text_bank.encoder=random'],
+         description='as cocodiff with an untrained text encoder: do the '
+         'text semantics matter?'),
+    dict(name='text_none', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.text_mode=none'],
+         description='Table II: no text (unconditional diffusion)'),
+    dict(name='text_fine', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.text_mode=fine'],
+         description='Table II: fine text conditioning only'),
+    dict(name='text_coarse', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.text_mode=coarse'],
+         description='Table II: coarse text loss only'),
+    dict(name='T10', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.diffusion.num_steps=10'],
+         description='T sweep: T=10'),
+    dict(name='T20', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.diffusion.num_steps=20'],
+         description='T sweep: T=20 (T=30 is cocodiff)'),
+    dict(name='paper_literal',
+         config='configs/ctrgcn_cocodiff_utd_mhad_dev_paper_literal.py',
+         init_from='baseline', cfg_options=[_minilm],
+         description='conv UNet, gradients through all 30 steps'),
+]
+
+_no_workers = []
+for _loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+    _no_workers += [f'{_loader}.num_workers=0',
+                    f'{_loader}.persistent_workers=False']
+# cpu: 2 cores, a few minutes per run (32 base channels, 32 frames, 2
+# repeats of the 323 clips per epoch). cuda: the configs' own model and
+# data, 5 seeds.
+budgets = dict(
+    cpu=dict(
+        epochs=20,
+        stage1_epochs=60,
+        cfg_options=_no_workers + [
+            'train_dataloader.dataset.times=2',
+            'train_dataloader.dataset.dataset.pipeline.1.clip_len=32',
+            'val_dataloader.dataset.pipeline.1.clip_len=32',
+            'test_dataloader.dataset.pipeline.1.clip_len=32',
+            'model.backbone.base_channels=32',
+            'model.cls_head.in_channels=128',
+            'default_hooks.logger.interval=20',
+        ]),
+    cuda=dict(epochs=30, stage1_epochs=30, seeds=[0, 1, 2, 3, 4]))

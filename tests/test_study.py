@@ -1,0 +1,185 @@
+"""tools/study.py: spec checks, paired statistics, and a real tiny study."""
+import json
+import math
+import pickle
+import textwrap
+
+import pytest
+import torch
+
+from conftest import REPO, run_ok, run_tool, shared_data_dir, tiny_utd_options
+from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
+                                                      class_means, diversity)
+from cocodiff_mm.analysis.study import (StudyRunner, StudySpecError,
+                                        load_study_spec, paired_difference)
+
+UTD = shared_data_dir() / 'utd_mhad' / 'skeleton'
+SHIPPED_SPEC = REPO / 'configs' / 'studies' / 'utd_mhad_cocodiff.py'
+
+
+def write_spec(path, body: str):
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def test_shipped_spec_is_valid_and_gives_both_budgets_the_same_epochs():
+    spec = load_study_spec(str(SHIPPED_SPEC), root=str(REPO))
+    assert spec.baseline == 'baseline' and 'cocodiff' in spec.final
+    assert spec.val_split == 'xsub_dev_val' and spec.test_split == 'xsub_val'
+    runner = StudyRunner(spec, 'cpu', root=str(REPO))
+    base = runner.budget_options(spec.arm('baseline'))
+    cocodiff = runner.budget_options(spec.arm('cocodiff'))
+    epochs = spec.budgets['cpu'].epochs
+    assert f'train_cfg.max_epochs={epochs}' in base
+    assert f'train_cfg.stage2.epochs={epochs}' in cocodiff
+    assert not any('max_epochs' in o for o in cocodiff)
+    # Every CoCoDiff arm starts from the same seed's baseline.
+    assert all(a.init_from == 'baseline' for a in spec.arms[1:])
+    assert len(spec.budgets['cuda'].seeds) == 5
+    assert len(spec.budgets['cpu'].seeds) >= 3
+
+
+@pytest.mark.parametrize('body, message', [
+    ("name='s'\nseeds=[0]\nbaseline='b'\nbudgets={}\n"
+     "arms=[dict(name='b', config='configs/ctrgcn_demo.py', cfg_option=[])]",
+     "unknown key 'cfg_option' (did you mean 'cfg_options'?)"),
+    ("name='s'\nseeds=[0]\nbaseline='b'\nbudgets={}\n"
+     "arms=[dict(name='b', config='configs/nope.py')]",
+     'arms[0].config: configs/nope.py does not exist'),
+    ("name='s'\nseeds=[0]\nbaseline='b'\nbudgets={}\n"
+     "arms=[dict(name='c', config='configs/ctrgcn_demo.py', init_from='b'),"
+     "dict(name='b', config='configs/ctrgcn_demo.py')]",
+     "arms[0].init_from: 'b' must name an arm listed before it"),
+    ("name='s'\nseeds=[0]\nbaseline='x'\nbudgets={}\n"
+     "arms=[dict(name='b', config='configs/ctrgcn_demo.py')]",
+     "no arm 'x'"),
+    ("name='s'\nseeds=[0]\nbaseline='b'\n"
+     "budgets=dict(cpu=dict(epochs=0, stage1_epochs=1))\n"
+     "arms=[dict(name='b', config='configs/ctrgcn_demo.py')]",
+     'budgets.cpu.epochs must be an int >= 1, got 0'),
+])
+def test_bad_specs_name_the_file_and_field(tmp_path, body, message):
+    path = write_spec(tmp_path / 'spec.py', body)
+    with pytest.raises(StudySpecError) as error:
+        load_study_spec(str(path), root=str(REPO))
+    assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_paired_difference_is_per_seed():
+    arm = {0: 0.80, 1: 0.70, 2: 0.90}
+    base = {0: 0.75, 1: 0.72, 2: 0.85, 3: 0.1}  # seed 3: no pair, ignored
+    diff = paired_difference(arm, base)
+    diffs = [0.05, -0.02, 0.05]
+    mean = sum(diffs) / 3
+    std = math.sqrt(sum((d - mean)**2 for d in diffs) / 2)
+    assert diff['n'] == 3 and diff['wins'] == 2
+    assert diff['mean'] == pytest.approx(mean)
+    assert diff['std'] == pytest.approx(std)
+    assert paired_difference({5: 1.0}, base) is None
+
+
+def test_diagnostics_against_closed_forms():
+    # Two points at distance 2: every pair of distinct features is 2 apart.
+    features = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    assert diversity(features, 50, torch.Generator().manual_seed(0)) == \
+        pytest.approx(2.0)
+    # Classes 0 and 1 with means (0, 0) and (4, 0); class 2 is absent.
+    real = torch.tensor([[-1.0, 0.0], [1.0, 0.0], [4.0, 0.0]])
+    labels = torch.tensor([0, 0, 1])
+    means = class_means(real, labels, 3)
+    assert torch.isnan(means[2]).all()
+    generated = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+    values = class_mean_distances(generated, torch.tensor([0, 0]), means)
+    # own: 1 and 3; nearest other (class 1 only; 2 has no mean): 3 and 1.
+    assert values['own'] == pytest.approx(2.0)
+    assert values['nearest_other'] == pytest.approx(2.0)
+    assert values['ratio'] == pytest.approx(1.0)
+
+
+@pytest.fixture(scope='module')
+def utd_pickle(tmp_path_factory):
+    if not UTD.is_dir():
+        pytest.skip(f'real UTD-MHAD data not found at {UTD} '
+                    '(set COCODIFF_SHARED_DATA)')
+    out = tmp_path_factory.mktemp('utd') / 'utd_mhad_3d.pkl'
+    run_ok('tools/data/utd_mhad_to_pkl.py', '--data-dir', str(UTD), '--out',
+           str(out))
+    return out
+
+
+def dumped_top1(path, expected_count: int) -> float:
+    """Top-1 of a ``tools/test.py --dump`` file with ``expected_count``
+    samples (108: subject 7; 430: the test subjects 2, 4, 6, 8)."""
+    with open(path, 'rb') as file:
+        dumped = pickle.load(file)
+    assert len(dumped) == expected_count
+    hits = sum(int(d['pred_score'].argmax()) == int(d['gt_label'])
+               for d in dumped)
+    return hits / expected_count
+
+
+def test_tiny_study_trains_validates_resumes_and_tests_last(
+        utd_pickle, tmp_path):
+    """Baseline and CoCoDiff, one seed, through the real tools: val first,
+    the test split only on request, and a rerun skips finished runs."""
+    cocodiff_options = [
+        'model.cls_head.text_bank.encoder=random',
+        'model.cls_head.denoiser.widths=(32,)',
+        'model.cls_head.diffusion.num_steps=5'
+    ]
+    options = tiny_utd_options(utd_pickle, batch_size=32) + [
+        'test_dataloader.dataset.pipeline.1.clip_len=16',
+        'test_dataloader.dataset.pipeline.1.num_clips=1',
+        'test_dataloader.batch_size=64',
+    ]
+    spec_path = write_spec(
+        tmp_path / 'spec.py', f"""
+        name = 'tiny'
+        baseline = 'baseline'
+        final = ['baseline', 'cocodiff']
+        seeds = [0]
+        arms = [
+            dict(name='baseline', config='configs/ctrgcn_utd_mhad_dev.py'),
+            dict(name='cocodiff',
+                 config='configs/ctrgcn_cocodiff_utd_mhad_dev.py',
+                 init_from='baseline', cfg_options={cocodiff_options!r}),
+        ]
+        budgets = dict(cpu=dict(epochs=1, stage1_epochs=1,
+                                cfg_options={options!r}))
+        """)
+    work = tmp_path / 'runs'
+    refused = run_tool('tools/study.py', str(spec_path), '--work-root',
+                       str(work), '--test')
+    assert refused.returncode == 2
+    assert 'validation runs not finished: baseline seed 0' in refused.stderr
+
+    result = run_ok('tools/study.py', str(spec_path), '--work-root',
+                    str(work), timeout=900)
+    assert '[2/2] cocodiff seed 0: training' in result.stdout
+    base = json.loads((work / 'baseline/seed0/result.json').read_text())
+    cocodiff = json.loads((work / 'cocodiff/seed0/result.json').read_text())
+    assert 'test' not in base and 'test' not in cocodiff
+    # Stage 1 started from the baseline checkpoint of the same seed.
+    log = (work / 'cocodiff/seed0/study.log').read_text()
+    assert f'Stage 1 uses the pretrained GCN {base["checkpoint"]}' in log
+    # The validation metrics are those of the dumped predictions on the
+    # 108 clips of subject 7, not of the test subjects.
+    assert cocodiff['val']['acc/top1'] == pytest.approx(
+        dumped_top1(work / 'cocodiff/seed0/val_metrics.pkl', 108))
+    # Diagnostics of both stages reached the result.
+    assert set(cocodiff['diagnostics']) == {'diffusion', 'joint'}
+    assert cocodiff['train_seconds'] > 0
+
+    again = run_ok('tools/study.py', str(spec_path), '--work-root',
+                   str(work))
+    assert again.stdout.count('done (skipped)') == 2
+
+    tested = run_ok('tools/study.py', str(spec_path), '--work-root',
+                    str(work), '--test', timeout=600)
+    assert tested.stdout.startswith('baseline seed 0: test split')
+    for arm in ('baseline', 'cocodiff'):
+        result = json.loads((work / arm / 'seed0/result.json').read_text())
+        assert result['test']['acc/top1'] == pytest.approx(
+            dumped_top1(work / arm / 'seed0/test_metrics.pkl', 430))
+    table = (work / 'table.md').read_text()
+    assert '| cocodiff | 1 |' in table and 'Δ val' in table
