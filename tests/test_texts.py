@@ -25,7 +25,6 @@ EXPECTED_NAMES = ('ntu120', 'kinetics400', 'utd_mhad', 'demo')
 
 MIN_COARSE = 6
 MIN_FINE = 3
-CLIP_CONTEXT_LENGTH = 77
 #: Word-Jaccard similarity (label words removed) from which two fine texts
 #: of different classes count as one template. Distinct human-written
 #: descriptions of similar actions stay below ~0.6.
@@ -93,9 +92,12 @@ def templated_pairs(labels: Sequence[str],
 
 @pytest.fixture(scope='module')
 def clip_tokenizer():
-    """CLIP's BPE tokenizer (open_clip loads after cocodiff_mm's fixes)."""
-    import open_clip
-    return open_clip.tokenizer._tokenizer
+    """The CLIP text encoder's own tokenizer and context length (open_clip
+    loads after cocodiff_mm's fixes)."""
+    from cocodiff_mm.datasets.class_text_generation import clip_token_limit
+    limit = clip_token_limit()
+    assert limit.exact, 'open_clip is part of make install'
+    return limit
 
 
 def _report(problems: Sequence[str], limit: int = 10) -> str:
@@ -156,10 +158,11 @@ def test_texts_fit_clip_context(path, clip_tokenizer):
     for label, coarse, fine in zip(texts.labels, texts.coarse, texts.fine):
         for field, values in (('coarse', coarse), ('fine', fine)):
             for text in values:
-                length = len(clip_tokenizer.encode(text)) + 2
-                if length > CLIP_CONTEXT_LENGTH:
+                length = clip_tokenizer.count(text)
+                if length > clip_tokenizer.context_length:
                     problems.append(f'{label!r} {field}: {length} tokens > '
-                                    f'{CLIP_CONTEXT_LENGTH}: {text[:60]!r}')
+                                    f'{clip_tokenizer.context_length}: '
+                                    f'{text[:60]!r}')
     assert not problems, f'{path.name}: {_report(problems)}'
 
 
