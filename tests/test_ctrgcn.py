@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 import cocodiff_mm  # noqa: F401,I001  (runtime fixes before mmaction2)
-from mmaction.models.utils import Graph
+from mmaction.models.utils import Graph, unit_tcn
 from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 from mmengine.config import Config
@@ -158,6 +158,58 @@ def test_init_weights_is_recallable_and_resets():
     for name, param in backbone.named_parameters():
         assert torch.equal(param, initial[name]), name
     assert backbone.is_init
+
+
+def test_init_cfg_applies_on_top_of_the_paper_init():
+    backbone = CTRGCN(graph_cfg=NTU_GRAPH, base_channels=16,
+                      init_cfg=dict(type='Constant', layer='Conv2d', val=0.5,
+                                    bias=0.25))
+    for _ in range(2):  # at build time, and again when re-initialised
+        backbone.init_weights()
+        convs = [m for m in backbone.modules() if isinstance(m, nn.Conv2d)]
+        assert convs and all(
+            torch.all(m.weight == 0.5) and torch.all(m.bias == 0.25)
+            for m in convs)
+        # What init_cfg does not reach keeps the paper's initialisation.
+        for unit in backbone.modules():
+            if isinstance(unit, CTRGraphConv):
+                assert torch.all(unit.bn.weight == 1e-6)
+        with torch.no_grad():
+            for param in backbone.parameters():
+                param.add_(1.0)
+
+
+def test_pretrained_init_cfg_loads_the_checkpoint(tmp_path):
+    source = CTRGCN(graph_cfg=NTU_GRAPH, base_channels=16)
+    with torch.no_grad():
+        for param in source.parameters():
+            param.add_(torch.randn_like(param))
+    checkpoint = tmp_path / 'baseline.pth'
+    torch.save(dict(state_dict={f'backbone.{k}': v
+                                for k, v in source.state_dict().items()}),
+               checkpoint)
+    # Through the recognizer, as the Runner initialises a model.
+    model = build_recognizer(
+        base_channels=16,
+        init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint),
+                      prefix='backbone.'))
+    model.init_weights()
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value), key
+
+
+def test_temporal_convs_are_mmaction_unit_tcn():
+    backbone = CTRGCN(graph_cfg=NTU_GRAPH, base_channels=16)
+    block = backbone.gcn[4]  # stride 2, 16 -> 32 channels
+    assert type(block.residual) is unit_tcn
+    assert block.residual.conv.stride == (2, 1)
+    dilated = [branch[-1] for branch in block.tcn.branches[:2]]
+    assert all(type(tcn) is unit_tcn for tcn in dilated)
+    assert [tcn.conv.dilation for tcn in dilated] == [(1, 1), (2, 1)]
+    assert [tcn.conv.padding for tcn in dilated] == [(2, 0), (4, 0)]
+    keys = backbone.state_dict()
+    assert 'gcn.4.residual.conv.weight' in keys
+    assert 'gcn.4.tcn.branches.1.3.bn.running_var' in keys
 
 
 def test_tcn_bn_initialised_near_one():

@@ -11,6 +11,7 @@ os.environ['HF_HUB_OFFLINE'] = '1'  # before anything imports huggingface_hub
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import List  # noqa: E402
@@ -244,6 +245,83 @@ def test_constructor_validates_options():
         TextEmbeddingBank(sample_mode='max')
     with pytest.raises(ValueError, match='num_classes'):
         TextEmbeddingBank(num_classes=0)
+
+
+#: A user's encoder module, as a config's ``custom_imports`` would load it.
+PLUGIN_MODULE = '''
+import torch
+
+from cocodiff_mm.models.text import TEXT_ENCODERS, TextEncoder
+
+
+@TEXT_ENCODERS.register_module(name='letter_counts')
+class LetterCountEncoder(TextEncoder):
+    """Counts of a, b, c, ... in the text: a tiny deterministic encoder."""
+
+    def __init__(self, dim=4, device=None):
+        super().__init__(device)
+        self.name, self.model_name = 'letter_counts', f'letters-{dim}'
+        self.weights_id, self.dim = 'none', dim
+
+    def _load(self):
+        pass
+
+    def _encode_batch(self, texts):
+        return torch.tensor(
+            [[text.count(chr(97 + i)) + 0.5 for i in range(self.dim)]
+             for text in texts])
+'''
+
+
+@pytest.fixture
+def plugin_config(tmp_path, monkeypatch):
+    """A config whose custom_imports registers the ``letter_counts``
+    encoder from a module in ``tmp_path``; unregistered afterwards."""
+    from cocodiff_mm.models.text import TEXT_ENCODERS
+
+    (tmp_path / 'letter_encoder_plugin.py').write_text(PLUGIN_MODULE)
+    texts = write_texts(tmp_path)
+    config = tmp_path / 'plugin_config.py'
+    config.write_text(
+        "custom_imports = dict(imports=['letter_encoder_plugin'], "
+        'allow_failed_imports=False)\n'
+        f"by_name = dict(texts={str(texts)!r}, encoder='letter_counts', "
+        f'cache_dir={str(tmp_path / "cache")!r})\n'
+        'by_dict = dict(by_name, '
+        "encoder=dict(type='letter_counts', dim=6))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, 'letter_encoder_plugin', raising=False)
+    yield config
+    TEXT_ENCODERS.module_dict.pop('letter_counts', None)
+    sys.modules.pop('letter_encoder_plugin', None)
+
+
+def test_encoder_added_through_custom_imports(plugin_config, tmp_path):
+    from mmengine.config import Config
+
+    with pytest.raises(ValueError, match='letter_counts'):
+        TextEmbeddingBank(encoder='letter_counts')  # not imported yet
+    cfg = Config.fromfile(str(plugin_config))  # runs custom_imports
+    with pytest.raises(ValueError, match='clip, letter_counts, minilm'):
+        TextEmbeddingBank(encoder='bert')  # the message lists it now
+
+    bank = TextEmbeddingBank(**cfg.by_name)
+    assert bank.dim == 4 and not bank.untrained  # before building
+    bank.build()
+    assert bank.fine_embeds.shape == (6, 4)
+    expected = F.normalize(torch.tensor(
+        [[text.count(c) + 0.5 for c in 'abcd']
+         for text in load_class_texts(cfg.by_name.texts).fine[1]]), dim=-1)
+    assert torch.allclose(bank.fine_embeds[2:5], expected)
+    assert bank.metadata['encoder'] == 'letter_counts'
+    assert bank.bank_path.is_file()
+
+    by_dict = TextEmbeddingBank(**cfg.by_dict)
+    assert by_dict.encoder_args == dict(dim=6)
+    assert by_dict.dim == 6
+    assert by_dict.build().fine_embeds.shape == (6, 6)
+    assert by_dict.bank_path != bank.bank_path
+    assert "encoder={'type': 'letter_counts', 'dim': 6}" in repr(by_dict)
 
 
 def test_build_encodes_each_text_once_and_saves(tmp_path, fake_encoders):

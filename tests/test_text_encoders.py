@@ -8,6 +8,7 @@ import os
 
 os.environ['HF_HUB_OFFLINE'] = '1'  # before anything imports huggingface_hub
 
+import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -15,11 +16,14 @@ import warnings  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmengine.registry import DefaultScope  # noqa: E402
 
 import cocodiff_mm  # noqa: E402,F401  (runtime fixes before open_clip)
-from cocodiff_mm.models.text import encoders  # noqa: E402
+from cocodiff_mm.models.text import TEXT_ENCODERS, encoders  # noqa: E402
 from cocodiff_mm.models.text.encoders import (  # noqa: E402
-    ClipTextEncoder, MiniLMTextEncoder, build_text_encoder, file_fingerprint)
+    ClipTextEncoder, MiniLMTextEncoder, RandomClipTextEncoder,
+    build_text_encoder, file_fingerprint, text_encoder_dim)
 
 TEXTS = ['a person drinks water from a cup',
          'someone reads a book',
@@ -59,8 +63,12 @@ def minilm():
 
 
 def test_unknown_encoder_lists_allowed_names():
-    with pytest.raises(ValueError, match='clip, minilm, random'):
+    with pytest.raises(ValueError, match='clip, minilm, random') as info:
         build_text_encoder('bert')
+    assert 'custom_imports' in str(info.value)
+    # A module name is not an encoder (Registry.get would import it).
+    with pytest.raises(ValueError, match="unknown text encoder 'json'"):
+        build_text_encoder('json')
 
 
 def test_random_rejects_pretrained():
@@ -236,3 +244,32 @@ def test_build_text_encoder_dispatch():
     assert isinstance(build_text_encoder('minilm'), MiniLMTextEncoder)
     assert build_text_encoder('RANDOM').untrained is True
     assert encoders.ENCODERS == ('clip', 'minilm', 'random')
+
+
+def test_builtin_encoders_are_registered():
+    assert {name: TEXT_ENCODERS.get(name) for name in encoders.ENCODERS} == {
+        'clip': ClipTextEncoder, 'minilm': MiniLMTextEncoder,
+        'random': RandomClipTextEncoder}
+    encoder = TEXT_ENCODERS.build(dict(type='random', device='cpu', seed=3))
+    assert type(encoder) is RandomClipTextEncoder and encoder.seed == 3
+    built = build_text_encoder(dict(type='clip', pretrained=None), seed=5)
+    assert built.untrained and built.seed == 5
+    assert text_encoder_dim(dict(type='minilm')) == 384
+    assert text_encoder_dim('random', model_name='ViT-B-32') == 512
+
+
+def test_build_under_the_runner_scope_does_not_warn():
+    """The runner's default scope is 'mmaction', a registry tree the text
+    encoders are not in: building must neither fail nor warn."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        with DefaultScope.overwrite_default_scope('mmaction'):
+            encoder = build_text_encoder('random', device='cpu')
+    finally:
+        logger.removeHandler(handler)
+    assert type(encoder) is RandomClipTextEncoder
+    assert not records, [record.getMessage() for record in records]

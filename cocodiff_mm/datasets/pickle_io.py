@@ -6,15 +6,15 @@ The format is the one :class:`mmaction.datasets.PoseDataset` loads::
          annotations=[dict(frame_dir=..., label=..., total_frames=...,
                            keypoint=..., ...), ...])
 
-Writes are atomic: the pickle goes to a temporary file in the destination
-folder, which then replaces the destination with :func:`os.replace`, so a
+Writes are atomic (:func:`cocodiff_mm.utils.atomic_write.atomic_path`): a
 reader never sees a half-written file.
 """
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
+
+from ..utils.atomic_write import atomic_path
 
 PathLike = Union[str, os.PathLike]
 
@@ -43,27 +43,10 @@ def write_annotations(path: PathLike, split: Dict[str, Sequence[str]],
         raise TypeError(f'{path}: annotations must be a list of dicts, got '
                         f'{type(annotations).__name__}')
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = dict(split={
-        name: list(names)
-        for name, names in split.items()
-    },
+    data = dict(split={name: list(names) for name, names in split.items()},
                 annotations=annotations)
-    fd, tmp_name = tempfile.mkstemp(prefix=f'.{path.name}.',
-                                    suffix='.tmp',
-                                    dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates the file private (0o600); give it the usual mode.
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    with atomic_path(path) as tmp_name, open(tmp_name, 'wb') as f:
+        pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 

