@@ -238,6 +238,84 @@ def test_text_bank_class_count_must_match_the_head(text_bank_cache):
         head.text_bank.check_num_classes(NUM_CLASSES, 'model.cls_head')
 
 
+def perturbed(module):
+    """Add 1 to every parameter; return a copy of the new state."""
+    with torch.no_grad():
+        for param in module.parameters():
+            param.add_(1.0)
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize('init_cfg, reaches_projection', [
+    (dict(type='Constant', layer='Linear', val=0.5, bias=0.25), True),
+    (dict(type='Normal', std=0.01,
+          override=[dict(type='Constant', name='fc', val=0.5, bias=0.25),
+                    dict(type='Constant', name='projection', val=2.0)]),
+     'override'),
+])
+def test_init_cfg_is_honoured_and_reinit_touches_fc_only(
+        tmp_path, init_cfg, reaches_projection):
+    head = MODELS.build(head_cfg(
+        tmp_path, text_mode='coarse', init_cfg=init_cfg,
+        denoiser=dict(type='ConditionalMLPUNet', widths=(C, ))))
+    head.init_weights()
+    assert torch.all(head.fc.weight == 0.5) and torch.all(head.fc.bias == 0.25)
+    if reaches_projection == 'override':
+        assert torch.all(head.projection.weight == 2.0)
+    else:  # layer='Linear' is the whole head's Linear layers
+        assert torch.all(head.projection.weight == 0.5)
+
+    # The loop's stage-2 reset: fc as at build time, the rest as trained.
+    perturbed(head.fc)
+    projection = perturbed(head.projection)
+    denoiser = perturbed(head.denoiser)
+    head.init_weights()
+    assert torch.all(head.fc.weight == 0.5) and torch.all(head.fc.bias == 0.25)
+    for part, state in ((head.projection, projection),
+                        (head.denoiser, denoiser)):
+        for key, value in part.state_dict().items():
+            assert torch.equal(value, state[key]), key
+
+
+def test_default_init_is_gcn_head_fc_and_keeps_the_denoiser(tmp_path):
+    head = MODELS.build(head_cfg(
+        tmp_path, denoiser=dict(type='ConditionalMLPUNet', widths=(C, ))))
+    assert head.init_cfg is None
+    built = {k: v.clone() for k, v in head.denoiser.state_dict().items()}
+    for _ in range(2):  # build time, then the stage-2 reset
+        perturbed(head.fc)
+        torch.manual_seed(0)
+        head.init_weights()
+        assert 0.005 < head.fc.weight.std() < 0.015
+        assert torch.all(head.fc.bias == 0)
+        for key, value in head.denoiser.state_dict().items():
+            assert torch.equal(value, built[key]), key
+        # The denoiser's output layer starts at zero.
+        assert torch.all(head.denoiser.out_proj.weight == 0)
+
+
+def test_pretrained_init_cfg_loads_a_trained_head(tmp_path):
+    source = MODELS.build(head_cfg(tmp_path, text_mode='coarse'))
+    trained = perturbed(source)
+    checkpoint = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict={f'cls_head.{k}': v
+                                for k, v in trained.items()}), checkpoint)
+    head = MODELS.build(head_cfg(
+        tmp_path, text_mode='coarse',
+        init_cfg=dict(type='Pretrained', checkpoint=str(checkpoint),
+                      prefix='cls_head.')))
+    head.init_weights()
+    for key, value in head.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    # Stage 2 reloads fc only.
+    perturbed(head.fc)
+    denoiser = perturbed(head.denoiser)
+    head.init_weights()
+    assert torch.equal(head.fc.weight, trained['fc.weight'])
+    for key, value in head.denoiser.state_dict().items():
+        assert torch.equal(value, denoiser[key]), key
+
+
 def tiny_model_cfg(path):
     cfg = Config.fromfile(path)
     cfg.model.backbone.base_channels = 8
@@ -301,6 +379,21 @@ def test_export_tool_checks_strict_load(tmp_path, text_bank_cache):
     missing = run_tool('tools/export_inference_ckpt.py',
                        str(tmp_path / 'nope.pth'), str(tmp_path / 'x.pth'))
     assert missing.returncode == 2 and 'nope.pth' in missing.stderr
+    # A checkpoint that does not fit the config is refused before anything
+    # is written (it used to be written, then fail its check).
+    wider_cfg = Config.fromfile('configs/ctrgcn_cocodiff_ntu60_xsub.py').model
+    wider_cfg.merge(dict(backbone=dict(base_channels=16),
+                         cls_head=dict(in_channels=64)))
+    wider = MODELS.build(wider_cfg)
+    torch.save(dict(state_dict=wider.state_dict()), src)
+    refused = run_tool('tools/export_inference_ckpt.py', str(src),
+                       str(tmp_path / 'wide.pth'), '--config',
+                       'configs/ctrgcn_ntu60_xsub.py')
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert 'do not load strictly into the given config' in refused.stderr
+    assert 'nothing was written' in refused.stderr
+    assert not (tmp_path / 'wide.pth').exists()
+    assert not list(tmp_path.glob('.wide.pth.*'))
 
 
 def test_generated_ce_is_scaled_and_smoothed_like_the_real_one(

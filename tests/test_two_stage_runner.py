@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 
 from conftest import (read_log, run_dist_train, run_ok, run_tool,
                       tiny_options)
@@ -234,11 +235,14 @@ def test_dist_train_two_processes_runs_both_stages(baseline_checkpoint,
     unused parameters."""
     monkeypatch.setenv('PYTHONPATH', str(Path(__file__).parent / 'helpers'))
     config = tmp_path / 'with_rank_weights.py'
+    # The config's own hooks (a list is replaced, not merged), plus ours.
+    hooks = [*Config.fromfile(CONFIG).custom_hooks,
+             dict(type='RankWeightsHook')]
     config.write_text(
         f"_base_ = [{str(Path(CONFIG).resolve())!r}]\n"
         "custom_imports = dict(imports=['cocodiff_mm', 'rank_weights_hook'],"
         " allow_failed_imports=False)\n"
-        "custom_hooks = [dict(type='RankWeightsHook')]\n")
+        f"custom_hooks = {[dict(h) for h in hooks]!r}\n")
     run_dist_train(str(config), 2, '--work-dir', str(tmp_path),
                    '--cfg-options',
                    *tiny_options(ntu60_pickle, text_bank_cache),

@@ -1,5 +1,9 @@
 """Training engine: the multi-stage loop, its hooks and the pre-run checks."""
-from .hooks import GenerationDiagnosticsHook
+from .hooks import (GeneratedLossRampHook, GenerationDiagnosticsHook,
+                    StageLogResetHook, StageTimerHook)
 from .two_stage_loop import TwoStageLoop
 
-__all__ = ['TwoStageLoop', 'GenerationDiagnosticsHook']
+__all__ = [
+    'TwoStageLoop', 'GeneratedLossRampHook', 'GenerationDiagnosticsHook',
+    'StageLogResetHook', 'StageTimerHook'
+]

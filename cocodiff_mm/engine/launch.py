@@ -2,7 +2,7 @@
 import argparse
 import os
 import sys
-from typing import Tuple
+from typing import Callable, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
@@ -12,6 +12,8 @@ from .checkpoint_safety import (configure_checkpoint_loading,
                                 trust_checkpoints_requested)
 from .cpu_allocator import keep_freed_memory
 from .device import configure_device
+from ..utils.config_keys import ConfigError
+from .config_check import check_config_keys
 from .preflight import PreflightError, check_data
 
 
@@ -32,6 +34,10 @@ def add_runner_arguments(parser: argparse.ArgumentParser) -> None:
         '--skip-data-check',
         action='store_true',
         help='do not validate the annotation files before starting')
+    parser.add_argument(
+        '--debug',
+        action='store_true',
+        help='show the traceback of config and data errors (exit 2)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
@@ -47,7 +53,8 @@ def parse_runner_arguments(
 
 def prepare_to_run(cfg: Config, args: argparse.Namespace,
                    loaders: Tuple[str, ...]) -> int:
-    """Pick the device set-up and check the data before the Runner starts.
+    """Pick the device set-up, check the config's keys and the data before
+    the Runner starts (and creates a work dir).
 
     Also makes ``torch.cuda.set_device`` safe without CUDA, keeps freed
     memory mapped on CPU runs (:mod:`.cpu_allocator`) and sets up safe
@@ -68,11 +75,47 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
     if trust_checkpoints_requested() and os.environ.get('RANK', '0') == '0':
         print(f'warning: {loading}', file=sys.stderr)
     configure_device(cfg)
-    if args.skip_data_check or os.environ.get('RANK', '0') != '0':
-        return 0
-    try:
+    check_data_too = not args.skip_data_check and \
+        os.environ.get('RANK', '0') == '0'
+    return run_checked(
+        _check_config_and_data, cfg, loaders if check_data_too else (),
+        debug=getattr(args, 'debug', False))
+
+
+def _check_config_and_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
+    check_config_keys(cfg)
+    if loaders:
         check_data(cfg, loaders)
-    except PreflightError as error:
+
+
+def run_checked(check: Callable, *args, debug: bool = False) -> int:
+    """Run a pre-run ``check``; a :class:`ConfigError` or
+    :class:`PreflightError` prints one line.
+
+    Returns:
+        int: 0, or the exit status 2 after printing the error (re-raised
+        with ``debug``).
+    """
+    try:
+        check(*args)
+    except (ConfigError, PreflightError) as error:
+        if debug:
+            raise
         print(f'error: {error}', file=sys.stderr)
         return 2
     return 0
+
+
+def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
+    """Build the config's model and refuse a checkpoint that does not fit.
+
+    Runs before the Runner, so a mismatch stops ``tools/test.py`` before it
+    creates a work dir or evaluates anything (see
+    :func:`~cocodiff_mm.engine.checkpoint_match.check_checkpoint_matches`).
+    """
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from .checkpoint_match import check_checkpoint_matches
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    check_checkpoint_matches(MODELS.build(cfg.model), checkpoint)

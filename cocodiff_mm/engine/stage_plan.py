@@ -9,8 +9,13 @@ import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..utils.config_keys import refuse_unknown_keys
+
 #: Where stage 1 gets its GCN (the paper's Table V).
 STAGE1_SOURCES = ('pretrained', 'untrained', 'none')
+
+#: Keys of one stage in ``train_cfg.stage{0,1,2}``.
+STAGE_KEYS = ('epochs', 'param_scheduler')
 
 
 @dataclass(frozen=True)
@@ -19,7 +24,8 @@ class Stage:
 
     Attributes:
         index (int): 0 (baseline GCN), 1 (diffusion on a frozen GCN) or 2
-            (fresh GCN with the full objective).
+            (fresh GCN with the full objective); see
+            :data:`STAGE_OBJECTIVES`.
         name (str): Human-readable name for logs.
         begin (int): First global epoch (0-based) of the stage.
         epochs (int): Number of epochs.
@@ -38,7 +44,24 @@ class Stage:
         """int: One past the last global epoch of the stage."""
         return self.begin + self.epochs
 
+    @property
+    def objective(self) -> str:
+        """str: What the head trains (``DiffusionAugmentedHead.OBJECTIVES``)."""
+        return STAGE_OBJECTIVES[self.index]
 
+    @property
+    def freezes_gcn(self) -> bool:
+        """bool: Whether the backbone and classifier stay frozen."""
+        return self.objective == 'diffusion'
+
+
+#: The one vocabulary of stages: index -> the head's objective in it.
+#: ``classify``: stock cross-entropy (stage 0, the baseline GCN);
+#: ``diffusion``: L_rec + λ·L_con on the frozen GCN (stage 1);
+#: ``joint``: CE(real) + CE(generated) + L_rec + λ·L_con (stage 2).
+STAGE_OBJECTIVES = {0: 'classify', 1: 'diffusion', 2: 'joint'}
+
+#: Stage names in logs.
 STAGE_NAMES = {
     0: 'baseline GCN',
     1: 'diffusion on the frozen GCN',
@@ -82,6 +105,8 @@ def plan_stages(stage0: Optional[Dict],
     if stage1_source not in STAGE1_SOURCES:
         raise ValueError(f'train_cfg.stage1_source must be one of '
                          f'{STAGE1_SOURCES}, got {stage1_source!r}')
+    for index, cfg in enumerate((stage0, stage1, stage2)):
+        refuse_unknown_keys(cfg, STAGE_KEYS, f'train_cfg.stage{index}')
     wanted = []
     if stage1_source == 'pretrained' and not has_pretrained:
         wanted.append((0, stage0))

@@ -1,7 +1,4 @@
 """CoCoDiff's multi-stage training loop (stage 0, 1 and 2 on one epoch axis)."""
-import json
-import os
-import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -16,9 +13,6 @@ from .gradient_sync import CrossRankGradientMean
 from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
 from .reinit import reinitialize
 from .stage_plan import Stage, plan_stages, shift_schedulers, stage_at
-
-#: Head objective of each stage (see DiffusionAugmentedHead.OBJECTIVES).
-STAGE_OBJECTIVES = {0: 'classify', 1: 'diffusion', 2: 'joint'}
 
 
 @LOOPS.register_module()
@@ -45,6 +39,13 @@ class TwoStageLoop(EpochBasedTrainLoop):
     stage's start. A checkpoint ``stage{k}_final.pth`` is written at the
     end of each stage.
 
+    The loop keeps the stages and the switching of the model between them.
+    Per-iteration and per-epoch jobs are hooks that CoCoDiff configs add in
+    ``custom_hooks`` (``configs/_base_/cocodiff.py``):
+    :class:`GeneratedLossRampHook` (the stage-2 warm-up of CE on generated
+    features), :class:`StageTimerHook` (``stage_times.json``) and
+    :class:`StageLogResetHook` (per-stage smoothed logs).
+
     Args:
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The training dataloader.
@@ -60,11 +61,6 @@ class TwoStageLoop(EpochBasedTrainLoop):
             (no stage 1), the paper's Table V. Defaults to ``'pretrained'``.
         cache_features (bool): Extract the frozen GCN's pooled features once
             per stage-1 run instead of every iteration. Defaults to True.
-        gen_cls_warmup_epochs (float): In stage 2, the weight of the
-            cross-entropy on generated features rises linearly from 0 to 1
-            over this many epochs, while the diffusion (trained on the old
-            GCN's features) adapts to the fresh GCN. 0 disables it.
-            Defaults to 5 (the recipe's lr warm-up).
         val_interval (int): Validation interval (epochs) in stage 2.
             Defaults to 1.
         dynamic_intervals (list[tuple[int, int]], optional): As in
@@ -80,7 +76,6 @@ class TwoStageLoop(EpochBasedTrainLoop):
                  pretrained: Optional[str] = None,
                  stage1_source: str = 'pretrained',
                  cache_features: bool = True,
-                 gen_cls_warmup_epochs: float = 5,
                  val_interval: int = 1,
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None
                  ) -> None:
@@ -105,14 +100,16 @@ class TwoStageLoop(EpochBasedTrainLoop):
         self.pretrained = pretrained
         self.stage1_source = stage1_source
         self.cache_features = cache_features
-        self.gen_cls_warmup_epochs = gen_cls_warmup_epochs
-        # Built by the Runner right after this loop, on the global axis.
+        # Each stage's schedulers on the global epoch axis. mmengine's
+        # Runner.train() builds the train loop and then the schedulers from
+        # runner.param_schedulers (still configs at this point); a loop has
+        # no other way to give them stage-relative bounds. The per-stage lr
+        # restarts in tests/test_stage_hooks.py fail if that order changes.
         runner.param_schedulers = shift_schedulers(self.stages)
         self._pretrained_state: Optional[Dict[str, torch.Tensor]] = None
         self._feature_cache: Optional[PooledFeatureCache] = None
         self._gradient_mean: Optional[CrossRankGradientMean] = None
         self._active: Optional[Stage] = None
-        self._stage_started = 0.0
         self._check_model()
 
     # ------------------------------------------------------------------
@@ -161,7 +158,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
     def run_epoch(self) -> None:
         """One epoch of the stage the epoch counter is in."""
         stage = self.stage
-        if self._active is None or self._active.index != stage.index:
+        if self._active != stage:
             self._enter_stage(stage, fresh=self._epoch == stage.begin)
         self.runner.logger.info(
             f'Stage {stage.index} ({stage.name}): epoch '
@@ -169,19 +166,11 @@ class TwoStageLoop(EpochBasedTrainLoop):
             f'(global epoch {self._epoch + 1}/{self._max_epochs})')
         self.runner.call_hook('before_train_epoch')
         self.runner.model.train()
-        if stage.index == 1:
+        if stage.freezes_gcn:
             self.model.backbone.eval()  # frozen: BN statistics too
-        if stage.index == 1 and self._feature_cache is not None:
-            batches = (dict(inputs=pooled, labels=labels)
-                       for pooled, labels in self._feature_cache.batches(
-                           seed=self._epoch))
-        else:
-            batches = self.dataloader
-        for idx, data_batch in enumerate(batches):
+        for idx, data_batch in enumerate(self._epoch_batches()):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
-        if self._epoch + 1 == stage.end:
-            self._record_stage_time(stage)
         if self._epoch + 1 == stage.end and stage is not self.stages[-1]:
             # Before the counter moves on, like CheckpointHook: the saved
             # epoch is the next one to run, the first of the next stage.
@@ -189,6 +178,37 @@ class TwoStageLoop(EpochBasedTrainLoop):
                 self.runner.work_dir, f'stage{stage.index}_final.pth')
         self._epoch += 1
 
+    def run_iter(self, idx: int, data_batch: Union[Sequence[dict],
+                                                    Dict]) -> None:
+        """One training iteration: through the model, or on cached features
+        in stage 1 (``data_batch`` is then ``dict(inputs=..., labels=...)``).
+        """
+        self.runner.call_hook(
+            'before_train_iter', batch_idx=idx, data_batch=data_batch)
+        if self._feature_cache is not None:
+            outputs = self._cached_train_step(data_batch)
+        else:
+            outputs = self.runner.model.train_step(
+                data_batch, optim_wrapper=self.runner.optim_wrapper)
+        self._reset_lr_if_stage_ends()
+        self.runner.call_hook(
+            'after_train_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=outputs)
+        self._iter += 1
+
+    def _epoch_batches(self):
+        """The training dataloader, or the stage-1 feature cache's batches."""
+        if self._feature_cache is None:
+            return self.dataloader
+        return (dict(inputs=pooled, labels=labels)
+                for pooled, labels in self._feature_cache.batches(
+                    seed=self._epoch))
+
+    # ------------------------------------------------------------------
+    # Switching the model between stages
+    # ------------------------------------------------------------------
     def _enter_stage(self, stage: Stage, fresh: bool) -> None:
         """Configure the model for ``stage``.
 
@@ -199,18 +219,15 @@ class TwoStageLoop(EpochBasedTrainLoop):
         """
         model, head = self.model, self.model.cls_head
         self._active = stage
-        self._stage_started = time.perf_counter()
-        self._forget_previous_stage_logs()
         self._feature_cache = None
         if self._gradient_mean is not None:
             self._gradient_mean.detach()
             self._gradient_mean = None
-        head.set_objective(STAGE_OBJECTIVES[stage.index])
-        frozen = stage.index == 1
+        head.set_objective(stage.objective)
         for param in model.backbone.parameters():
-            param.requires_grad_(not frozen)
+            param.requires_grad_(not stage.freezes_gcn)
         for param in head.fc.parameters():
-            param.requires_grad_(not frozen)
+            param.requires_grad_(not stage.freezes_gcn)
         if fresh:
             if stage.index == 1 and self._pretrained_state is not None:
                 load_gcn_weights(model, self._pretrained_state)
@@ -223,7 +240,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
                 head.init_weights()
             if stage.begin > 0:
                 self._restart_optimizer()
-        if frozen and self.cache_features:
+        if stage.freezes_gcn and self.cache_features:
             self.runner.logger.info(
                 'Stage 1: extracting pooled features of the frozen GCN once')
             self._feature_cache = PooledFeatureCache.extract(
@@ -231,37 +248,6 @@ class TwoStageLoop(EpochBasedTrainLoop):
             self._gradient_mean = CrossRankGradientMean(
                 param for module in head.diffusion_modules()
                 for param in module.parameters()).attach()
-
-    def _record_stage_time(self, stage: Stage) -> None:
-        """Log a finished stage's wall time and add it to stage_times.json.
-
-        The file maps ``stage<k>`` to seconds; a stage resumed in its middle
-        records only the time since the resume.
-        """
-        seconds = time.perf_counter() - self._stage_started
-        self.runner.logger.info(
-            f'Stage {stage.index} ({stage.name}) finished in {seconds:.1f} s')
-        path = os.path.join(self.runner.work_dir, 'stage_times.json')
-        times = {}
-        if os.path.isfile(path):
-            with open(path) as file:
-                times = json.load(file)
-        times[f'stage{stage.index}'] = round(seconds, 2)
-        if self.runner.rank == 0:
-            with open(path, 'w') as file:
-                json.dump(times, file, indent=1)
-
-    def _forget_previous_stage_logs(self) -> None:
-        """Drop the previous stage's loss values from the smoothed logs.
-
-        The logger averages each key over a window of iterations; without
-        this, stage 1 would keep printing stage 0's ``loss_cls``.
-        """
-        keep = ('train/lr', 'train/time', 'train/data_time')
-        scalars = self.runner.message_hub.log_scalars
-        for key in [k for k in scalars if k.startswith('train/')]:
-            if key not in keep:
-                scalars.pop(key)
 
     def _restart_optimizer(self) -> None:
         """Clear momentum state; the learning rate restarts from its base."""
@@ -290,37 +276,6 @@ class TwoStageLoop(EpochBasedTrainLoop):
         for optimizer in self._optimizers():
             for group in optimizer.param_groups:
                 group['lr'] = group.get('initial_lr', group['lr'])
-
-    def _ramp_generated_loss(self) -> None:
-        """Set the stage-2 weight of CE on generated features (warm-up)."""
-        stage = self._active
-        scale = 1.0
-        if stage.index == 2 and self.gen_cls_warmup_epochs > 0:
-            done = self._iter - stage.begin * len(self.dataloader)
-            total = self.gen_cls_warmup_epochs * len(self.dataloader)
-            scale = min(1.0, max(0.0, done / total))
-        self.model.cls_head.gen_cls_scale = scale
-
-    def run_iter(self, idx: int, data_batch: Union[Sequence[dict],
-                                                    Dict]) -> None:
-        """One training iteration: through the model, or on cached features
-        in stage 1 (``data_batch`` is then ``dict(inputs=..., labels=...)``).
-        """
-        self._ramp_generated_loss()
-        self.runner.call_hook(
-            'before_train_iter', batch_idx=idx, data_batch=data_batch)
-        if self._active.index == 1 and self._feature_cache is not None:
-            outputs = self._cached_train_step(data_batch)
-        else:
-            outputs = self.runner.model.train_step(
-                data_batch, optim_wrapper=self.runner.optim_wrapper)
-        self._reset_lr_if_stage_ends()
-        self.runner.call_hook(
-            'after_train_iter',
-            batch_idx=idx,
-            data_batch=data_batch,
-            outputs=outputs)
-        self._iter += 1
 
     def _cached_train_step(self, batch: Dict) -> Dict[str, torch.Tensor]:
         """A stage-1 optimisation step on cached pooled features.

@@ -58,16 +58,26 @@ cocodiff_train_cfg = dict(
     pretrained=None,
     stage1_source='pretrained',
     cache_features=True,
-    gen_cls_warmup_epochs=5,
     stage0=dict(epochs=90),
     stage1=dict(epochs=30),
     stage2=dict(epochs=90),
     val_interval=1)
 
-# Class faithfulness, diversity (DIV) and class-mean distances of the
-# generated features after every stage-1/2 epoch, on up to 512 validation
-# clips: generation_diagnostics.jsonl in the work dir.
-custom_hooks = [dict(type='GenerationDiagnosticsHook', interval=1)]
+# The loop's per-iteration and per-epoch jobs, as hooks:
+# - the weight of CE on generated features rises from 0 to 1 over stage 2's
+#   first epochs, while the diffusion adapts to the fresh GCN
+#   (--cfg-options custom_hooks.0.warmup_epochs=3);
+# - stage_times.json, the wall time of each stage (kept across --resume);
+# - each stage starts with fresh smoothed loss logs;
+# - class faithfulness, diversity (DIV) and class-mean distances of the
+#   generated features after every stage-1/2 epoch, on up to 512 validation
+#   clips: generation_diagnostics.jsonl in the work dir.
+custom_hooks = [
+    dict(type='GeneratedLossRampHook', warmup_epochs=5),
+    dict(type='StageTimerHook'),
+    dict(type='StageLogResetHook'),
+    dict(type='GenerationDiagnosticsHook', interval=1),
+]
 
 # Stage 0 leaves the diffusion unused and stage 1 the frozen GCN.
 model_wrapper_cfg = dict(

@@ -16,5 +16,12 @@ cocodiff_train_cfg = dict(
     stage0=dict(epochs=12),
     stage1=dict(epochs=8),
     stage2=dict(epochs=12),
-    gen_cls_warmup_epochs=3,
     val_interval=12)
+# The base's hooks, with a 3-epoch ramp and diagnostics every 4 epochs (the
+# demo validates only at its end; the diagnostics cost a validation pass).
+custom_hooks = [
+    dict(type='GeneratedLossRampHook', warmup_epochs=3),
+    dict(type='StageTimerHook'),
+    dict(type='StageLogResetHook'),
+    dict(type='GenerationDiagnosticsHook', interval=4),
+]

@@ -1,26 +1,34 @@
 """GCNHead with CoCoDiff's training-only latent diffusion augmentation."""
 import copy
 import inspect
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
 from mmaction.models.heads import GCNHead
 from mmaction.registry import MODELS
 from mmaction.utils import SampleList
-from mmengine.model import normal_init
+from mmengine.model import PretrainedInit, initialize, normal_init
 
+from ...utils.config_keys import refuse_unknown_keys
 from ..diffusion.gaussian_diffusion import SAMPLERS
 from ..text.text_bank import TextEmbeddingBank
 
-#: Training objectives, one per stage of :class:`TwoStageLoop`.
-#: ``classify``: stock cross-entropy (stage 0, the baseline GCN);
-#: ``diffusion``: L_rec + λ·L_con on a frozen GCN (stage 1);
-#: ``joint``: CE(real) + CE(generated) + L_rec + λ·L_con (stage 2).
+#: Training objectives; :data:`~cocodiff_mm.engine.stage_plan.
+#: STAGE_OBJECTIVES` says which stage of :class:`TwoStageLoop` trains which.
+#: ``classify``: stock cross-entropy; ``diffusion``: L_rec + λ·L_con (the
+#: classifier is not trained); ``joint``: CE(real) + CE(generated) + L_rec +
+#: λ·L_con.
 OBJECTIVES = ('classify', 'diffusion', 'joint')
 
 #: Text guidance ablations of the paper's Table II.
 TEXT_MODES = ('both', 'fine', 'coarse', 'none')
+
+#: The ``generation`` options and their defaults (the paper's full DDPM
+#: chain from T, gradients through every step).
+GENERATION_DEFAULTS = dict(
+    sampler='ddpm', start_step=None, ddim_steps=None, eta=0.0,
+    grad_steps=None)
 
 
 @MODELS.register_module()
@@ -98,8 +106,15 @@ class DiffusionAugmentedHead(GCNHead):
         objective (str): Initial objective, one of :data:`OBJECTIVES`; the
             multi-stage loop sets it per stage. Defaults to ``'joint'`` (so a
             plain epoch loop trains the stage-2 objective: "no stage 1").
+        init_cfg (dict | list[dict], optional): mmengine initialisation of
+            the head, applied by :meth:`init_weights` to the whole head
+            (``layer='Linear'`` also reaches the denoiser and ``g``; use
+            ``override=dict(name='fc', ...)`` for the classifier alone;
+            ``Pretrained`` with ``prefix='cls_head.'`` loads a trained head).
+            ``None`` gives ``fc`` GCNHead's N(0, 0.01) and leaves the other
+            parts as built. Defaults to ``None``.
         **kwargs: Arguments of :class:`GCNHead` (``loss_cls``, ``dropout``,
-            ``average_clips``, ``init_cfg``, ...).
+            ``average_clips``).
     """
 
     def __init__(self,
@@ -117,8 +132,10 @@ class DiffusionAugmentedHead(GCNHead):
                  gen_cls_trains_diffusion: bool = False,
                  feature_norm_momentum: float = 0.1,
                  objective: str = 'joint',
+                 init_cfg: Optional[Union[Dict, List[Dict]]] = None,
                  **kwargs) -> None:
-        super().__init__(num_classes, in_channels, **kwargs)
+        super().__init__(num_classes, in_channels, init_cfg=init_cfg,
+                         **kwargs)
         if text_mode not in TEXT_MODES:
             raise ValueError(f'text_mode must be one of {TEXT_MODES}, got '
                              f'{text_mode!r}')
@@ -158,8 +175,8 @@ class DiffusionAugmentedHead(GCNHead):
         else:
             self.projection = None
             self.loss_text = None
-        #: Factor on ``loss_gen_cls``, ramped up by the loop at stage 2's
-        #: start while the diffusion adapts to the fresh GCN.
+        #: Factor on ``loss_gen_cls``, ramped up at stage 2's start by
+        #: ``GeneratedLossRampHook`` while the diffusion adapts to the GCN.
         self.gen_cls_scale = 1.0
         self.objective = 'joint'
         self.set_objective(objective)
@@ -167,12 +184,8 @@ class DiffusionAugmentedHead(GCNHead):
     @staticmethod
     def _check_generation(generation: Optional[Dict]) -> Dict:
         """Validate the generation options and fill in defaults."""
-        options = dict(sampler='ddpm', start_step=None, ddim_steps=None,
-                       eta=0.0, grad_steps=None)
-        unknown = set(generation or {}) - set(options)
-        if unknown:
-            raise ValueError(f'unknown generation options {sorted(unknown)}; '
-                             f'allowed: {sorted(options)}')
+        options = dict(GENERATION_DEFAULTS)
+        refuse_unknown_keys(generation, options, 'model.cls_head.generation')
         options.update(generation or {})
         if options['sampler'] not in SAMPLERS:
             raise ValueError(f'generation.sampler must be one of {SAMPLERS}, '
@@ -213,13 +226,44 @@ class DiffusionAugmentedHead(GCNHead):
                      if module is not None)
 
     def init_weights(self) -> None:
-        """Initialise the classifier like ``GCNHead`` (N(0, 0.01), zero bias).
+        """Initialise the head; every later call re-initialises ``fc`` only.
 
-        The denoiser keeps its own initialisation (a zero output layer);
-        re-initialising the head between stages touches only ``fc``.
+        The first call (at build time) follows ``init_cfg`` as mmengine's
+        :meth:`~mmengine.model.BaseModule.init_weights` does (``Pretrained``
+        last); without ``init_cfg`` it gives the classifier ``fc`` GCNHead's
+        N(0, 0.01) weights and zero bias, and the denoiser, ``g`` and the
+        temperature keep the initialisation they were built with (e.g. the
+        denoiser's zero output layer).
+
+        A later call (the multi-stage loop starts stage 2 with a fresh
+        classifier but the trained denoiser) applies the same rule to ``fc``
+        alone: N(0, 0.01), or the ``init_cfg`` entries that reach ``fc``.
         """
-        normal_init(self.fc, std=0.01)
-        self._is_init = True
+        if self._is_init:
+            self._init_classifier()
+        elif self.init_cfg:
+            super().init_weights()
+        else:
+            self._init_classifier()
+            self._is_init = True
+
+    def _init_classifier(self) -> None:
+        """Initialise ``fc`` (only) by ``init_cfg`` or N(0, 0.01)."""
+        if not self.init_cfg:
+            normal_init(self.fc, std=0.01)
+            return
+        # mmengine's initialize() walks the whole module it is given; given a
+        # holder of fc alone, init_cfg's Linear layers, overrides named 'fc'
+        # and Pretrained (prefix 'cls_head.') reach fc and nothing else.
+        holder = nn.Module()
+        holder.fc = self.fc
+        cfgs = [self.init_cfg] if isinstance(self.init_cfg, dict) else list(
+            self.init_cfg)
+        cfgs = [_fc_override_only(cfg) for cfg in cfgs]
+        # Pretrained last, as BaseModule.init_weights orders them.
+        cfgs.sort(
+            key=lambda cfg: cfg['type'] in ('Pretrained', PretrainedInit))
+        initialize(holder, cfgs)
 
     def pool_features(self, feats: torch.Tensor) -> torch.Tensor:
         """Pool (N, M, C, T, V) backbone features to (N, C) like GCNHead."""
@@ -394,6 +438,19 @@ class DiffusionAugmentedHead(GCNHead):
         losses['acc_generated'] = self._accuracy(
             self.fc(generated.detach()), labels)
         return losses
+
+
+def _fc_override_only(init_cfg: Dict) -> Dict:
+    """A copy of an ``init_cfg`` entry whose ``override`` keeps ``fc`` only."""
+    cfg = dict(init_cfg)
+    override = cfg.pop('override', None)
+    if override is not None:
+        kept = [entry for entry in (
+            [override] if isinstance(override, dict) else override)
+                if entry.get('name') == 'fc']
+        if kept:
+            cfg['override'] = kept
+    return cfg
 
 
 def _accepts(type_name, argument: str) -> bool:

@@ -1,0 +1,74 @@
+"""Config keys are checked like data: a typo stops tools/train.py at once,
+exit 2, naming the file, the key, the allowed keys and the closest one."""
+import glob
+
+import pytest
+from mmengine.config import Config
+
+from conftest import REPO, run_tool
+from cocodiff_mm.engine.config_check import check_config_keys
+from cocodiff_mm.utils.config_keys import ConfigKeyError
+
+CONFIG = 'configs/ctrgcn_cocodiff_demo.py'
+
+
+@pytest.mark.parametrize(
+    'config', sorted(glob.glob(str(REPO / 'configs' / '*.py'))))
+def test_every_shipped_config_passes(config):
+    check_config_keys(Config.fromfile(config))
+
+
+@pytest.mark.parametrize('option, message', [
+    ('train_cfg.stage1.epoch=1',
+     "train_cfg.stage1.epoch is not an option (did you mean 'epochs'?)"),
+    ('train_cfg.pretraind=x',
+     "train_cfg.pretraind is not an option (did you mean 'pretrained'?)"),
+    ('model.cls_head.generation.grad_step=1',
+     "model.cls_head.generation.grad_step is not an option (did you mean "
+     "'grad_steps'?)"),
+    ('model.cls_head.text_bank.encodr=minilm',
+     "model.cls_head.text_bank.encodr is not an option (did you mean "
+     "'encoder'?)"),
+    ('model.cls_head.diffusion.num_step=3',
+     "model.cls_head.diffusion.num_step is not an option (did you mean "
+     "'num_steps'?)"),
+    ('model.cls_head.denoiser.width=(8,)',
+     "model.cls_head.denoiser.width is not an option (did you mean "
+     "'widths'?)"),
+    ('model.cls_head.loss_text.loss_weigth=2',
+     "model.cls_head.loss_text.loss_weigth is not an option (did you mean "
+     "'loss_weight'?)"),
+    ('model.cls_head.detach_reel=False',
+     "model.cls_head.detach_reel is not an option (did you mean "
+     "'detach_real'?)"),
+    ('custom_hooks.0.warmup_epoch=2',
+     "custom_hooks[0].warmup_epoch is not an option (did you mean "
+     "'warmup_epochs'?)"),
+])
+def test_a_typo_exits_2_before_a_work_dir_exists(tmp_path, option, message):
+    work_dir = tmp_path / 'work'
+    result = run_tool('tools/train.py', CONFIG, '--work-dir', str(work_dir),
+                      '--cfg-options', option, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    error = [line for line in result.stderr.splitlines()
+             if line.startswith('error:')]
+    assert error == [f'error: {CONFIG}: {message}; allowed: ' +
+                     error[0].split('; allowed: ')[1]]
+    assert 'Traceback' not in result.stderr
+    assert not work_dir.exists()
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = run_tool('tools/train.py', CONFIG, '--work-dir',
+                      str(tmp_path / 'work'), '--debug', '--cfg-options',
+                      'train_cfg.stage1.epoch=1', timeout=120)
+    assert result.returncode != 0
+    assert 'Traceback' in result.stderr and 'ConfigKeyError' in result.stderr
+
+
+def test_the_loop_refuses_a_stage_typo_also_outside_tools():
+    from cocodiff_mm.engine.stage_plan import plan_stages
+    with pytest.raises(ConfigKeyError, match=r"train_cfg.stage2.epoch is "
+                       r"not an option \(did you mean 'epochs'\?\)"):
+        plan_stages(None, dict(epochs=1), dict(epoch=3), 'pretrained',
+                    has_pretrained=True)
