@@ -3,13 +3,15 @@
     python tools/export_inference_ckpt.py IN.pth OUT.pth [--config BASELINE]
 
 Drops the diffusion and text weights; the result loads with strict=True into
-the baseline config (plain GCNHead). With --config, that load is checked.
+the baseline config (plain GCNHead). With --config, that is checked before
+anything is written: a checkpoint that does not fit leaves no file (exit 2).
 """
 import argparse
 import sys
 
 import cocodiff_mm  # noqa: F401  (runtime fixes, CTRGCN registration)
 from cocodiff_mm.engine.inference_export import export_inference_checkpoint
+from cocodiff_mm.utils.config_keys import ConfigError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -24,31 +26,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_strict_load(config: str, path: str) -> None:
-    """Build the config's model and load ``path`` into it strictly."""
+def build_model(config: str):
+    """The model of ``config`` (the baseline the export must load into)."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
-    from mmengine.runner.checkpoint import load_checkpoint
 
     from mmaction.registry import MODELS
 
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmaction'))
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, path, map_location='cpu', strict=True)
+    return MODELS.build(cfg.model)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        dropped = export_inference_checkpoint(args.src, args.dst)
-    except FileNotFoundError as error:
+        model = build_model(args.config) if args.config else None
+        dropped = export_inference_checkpoint(args.src, args.dst, model)
+    except (FileNotFoundError, ConfigError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(f'wrote {args.dst}: dropped {len(dropped)} training-only tensors')
     if args.config:
-        check_strict_load(args.config, args.dst)
-        print(f'{args.dst} loads strictly into {args.config}')
+        print(f'{args.dst} loads strictly into {args.config} (checked before '
+              'writing)')
     return 0
 
 

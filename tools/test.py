@@ -14,6 +14,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from cocodiff_mm.engine.launch import (add_runner_arguments,
+                                      check_test_checkpoint, run_checked,
                                       parse_runner_arguments,
                                       prepare_to_run)
 
@@ -35,6 +36,11 @@ def parse_args() -> argparse.Namespace:
         '--metrics-out',
         type=str,
         help='also write the evaluation metrics to this JSON file')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='evaluate even if the checkpoint\'s keys or shapes do not match '
+        'the model (mmengine\'s default; the mismatch is only logged)')
     add_runner_arguments(parser)
     return parse_runner_arguments(parser)
 
@@ -73,6 +79,11 @@ def main() -> int:
     status = prepare_to_run(cfg, args, ('test_dataloader', ))
     if status:
         return status
+    if not args.non_strict:
+        status = run_checked(check_test_checkpoint, cfg, args.checkpoint,
+                             debug=args.debug)
+        if status:
+            return status
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     if args.metrics_out and runner.rank == 0:

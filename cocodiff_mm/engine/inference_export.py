@@ -6,15 +6,15 @@ projection ``g`` and the temperature live under ``cls_head`` next to
 into the baseline config (a plain ``GCNHead``).
 """
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
-from mmengine.runner.checkpoint import _load_checkpoint
+import torch.nn as nn
 
-from .checkpoint_safety import allow_mmengine_checkpoint_types
-
-#: Keys under ``cls_head`` that a stock ``GCNHead`` has.
-INFERENCE_HEAD_PREFIXES = ('cls_head.fc.', )
+from ..utils.atomic_write import atomic_path
+from .checkpoint_match import (CheckpointMismatchError, compare_state,
+                               is_training_only, likely_cause,
+                               read_checkpoint, state_dict_of)
 
 
 def split_inference_state(state_dict: Dict[str, torch.Tensor]
@@ -22,43 +22,62 @@ def split_inference_state(state_dict: Dict[str, torch.Tensor]
     """Separate the inference weights from the training-only ones.
 
     Args:
-        state_dict (dict): A recognizer's state dict.
+        state_dict (dict): A recognizer's state dict; a ``module.`` prefix
+            (DistributedDataParallel) is removed from its keys.
 
     Returns:
         tuple: The state dict to keep, and the names of the dropped keys.
     """
     kept, dropped = {}, []
-    for key, value in state_dict.items():
-        name = key[len('module.'):] if key.startswith('module.') else key
-        if name.startswith('cls_head.') and \
-                not name.startswith(INFERENCE_HEAD_PREFIXES):
+    for name, value in state_dict_of(state_dict).items():
+        if is_training_only(name):
             dropped.append(name)
         else:
             kept[name] = value
     return kept, tuple(dropped)
 
 
-def export_inference_checkpoint(src: str, dst: str) -> Tuple[str, ...]:
+def export_inference_checkpoint(src: str, dst: str,
+                                model: Optional[nn.Module] = None
+                                ) -> Tuple[str, ...]:
     """Write ``dst`` with only the inference weights of checkpoint ``src``.
 
     Args:
         src (str): A checkpoint from ``tools/train.py`` (any stage).
-        dst (str): Output path; written atomically.
+        dst (str): Output path; written atomically (a failed write leaves
+            an existing ``dst`` as it was and no temporary file behind).
+        model (nn.Module, optional): The baseline model the result must
+            load into strictly; checked *before* anything is written.
+            Defaults to None (no check).
 
     Returns:
         tuple[str]: The dropped keys.
+
+    Raises:
+        FileNotFoundError: If ``src`` does not exist.
+        CorruptCheckpointError: If ``src`` cannot be read.
+        CheckpointMismatchError: If the kept weights do not fit ``model``.
     """
     if not os.path.isfile(src):
         raise FileNotFoundError(f'checkpoint {src} does not exist')
-    allow_mmengine_checkpoint_types()
-    checkpoint = _load_checkpoint(src, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint)
-    kept, dropped = split_inference_state(state)
+    checkpoint = read_checkpoint(src)
+    kept, dropped = split_inference_state(checkpoint.get('state_dict',
+                                                         checkpoint))
+    if model is not None:
+        found = compare_state(model.state_dict(), kept)
+        # A baseline model has no training-only keys; any other miss counts.
+        if any(found):
+            missing, unexpected, shapes = found
+            raise CheckpointMismatchError(
+                f'{src}: its inference weights do not load strictly into the '
+                f'given config ({len(missing)} missing, {len(unexpected)} '
+                f'unexpected, {len(shapes)} mis-shaped keys, first: '
+                f'{(missing + unexpected + shapes)[0]}). Likely cause: '
+                f'{likely_cause(missing, unexpected, shapes)}; nothing was '
+                f'written to {dst}')
     meta = dict(checkpoint.get('meta') or {})
     meta['exported_from'] = os.path.abspath(src)
     meta['dropped_training_only_keys'] = len(dropped)
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    tmp = f'{dst}.tmp'
-    torch.save(dict(meta=meta, state_dict=kept), tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp_name:
+        torch.save(dict(meta=meta, state_dict=kept), tmp_name)
     return dropped
