@@ -13,7 +13,6 @@ The facts behind each fix are listed in the README (Troubleshooting).
 """
 import importlib.metadata
 import importlib.util
-import os
 import sys
 import types
 import warnings

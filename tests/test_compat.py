@@ -9,17 +9,14 @@ this machine and skip with the reason otherwise.
 import importlib.metadata
 import importlib.util
 import os
-import pickle
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Dict, Optional
 
-import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 
 import cocodiff_mm  # noqa: F401  (runtime fixes before mmaction2)
 from cocodiff_mm import compat

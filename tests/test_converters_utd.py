@@ -202,4 +202,5 @@ def test_bad_files_are_reported_and_cli_exits_1(tmp_path, capsys):
         data = pickle.load(f)
     assert [a['frame_dir'] for a in data['annotations']] == ['a2_s1_t1']
     assert data['annotations'][0]['label'] == 1
-    assert data['split'] == dict(xsub_train=['a2_s1_t1'], xsub_val=[])
+    assert data['split'] == dict(xsub_train=['a2_s1_t1'], xsub_val=[],
+                                 xsub_dev_train=['a2_s1_t1'], xsub_dev_val=[])

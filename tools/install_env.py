@@ -13,7 +13,6 @@ present, and pip is constrained never to replace the torch that is there.
 import argparse
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import time
