@@ -13,7 +13,10 @@ import cocodiff_mm  # noqa: F401  (applies the runtime fixes first)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from cocodiff_mm.utils.config_keys import ConfigError
+
 from cocodiff_mm.engine.launch import (add_runner_arguments,
+                                      choose_checkpoint_to_load, run_checked,
                                       parse_runner_arguments,
                                       prepare_to_run)
 
@@ -104,8 +107,18 @@ def main() -> int:
         print(f'error: --resume checkpoint {args.resume} does not exist',
               file=sys.stderr)
         return 2
-    runner = Runner.from_cfg(cfg)
-    runner.train()
+    status = run_checked(choose_checkpoint_to_load, cfg, args.resume == 'auto',
+                         debug=args.debug)
+    if status:
+        return status
+    try:
+        runner = Runner.from_cfg(cfg)
+        runner.train()
+    except ConfigError as error:  # found while the loop is set up
+        if args.debug:
+            raise
+        print(f'error: {error}', file=sys.stderr)
+        return 2
     return 0
 
 

@@ -8,6 +8,7 @@ import torch
 from mmengine.config import Config, DictAction
 
 from .. import compat
+from .atomic_checkpoints import use_atomic_local_files
 from .checkpoint_safety import (configure_checkpoint_loading,
                                 trust_checkpoints_requested)
 from .cpu_allocator import keep_freed_memory
@@ -56,7 +57,8 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
     """Pick the device set-up, check the config's keys and the data before
     the Runner starts (and creates a work dir).
 
-    Also makes ``torch.cuda.set_device`` safe without CUDA, keeps freed
+    Also makes ``torch.cuda.set_device`` safe without CUDA, makes mmengine
+    write local files (checkpoints) atomically, keeps freed
     memory mapped on CPU runs (:mod:`.cpu_allocator`) and sets up safe
     checkpoint loading (:mod:`.checkpoint_safety`), for this process only.
 
@@ -69,6 +71,7 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
         int: 0 to go on, or the exit status 2 after printing the error.
     """
     compat.make_set_device_cpu_safe()
+    use_atomic_local_files()
     if not torch.cuda.is_available():
         keep_freed_memory()
     loading = configure_checkpoint_loading()
@@ -119,3 +122,24 @@ def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
     from .checkpoint_match import check_checkpoint_matches
     init_default_scope(cfg.get('default_scope', 'mmaction'))
     check_checkpoint_matches(MODELS.build(cfg.model), checkpoint)
+
+
+def choose_checkpoint_to_load(cfg: Config, auto_resume: bool) -> None:
+    """Check ``cfg.load_from`` loads; for ``--resume`` without a path, pick
+    the newest intact checkpoint of the work dir (corrupt ones skipped).
+
+    Raises:
+        CorruptCheckpointError: If the checkpoint to load is corrupt, or
+            every checkpoint of the work dir is.
+    """
+    from .checkpoint_match import read_checkpoint
+    from .resume import newest_intact_checkpoint
+    if auto_resume:
+        # Every rank reads the same files and so picks the same checkpoint.
+        chatty = os.environ.get('RANK', '0') == '0'
+        cfg.load_from = newest_intact_checkpoint(
+            cfg.work_dir,
+            lambda line: chatty and print(line, file=sys.stderr))
+        return
+    if cfg.get('load_from'):
+        read_checkpoint(cfg.load_from)

@@ -4,16 +4,16 @@ from typing import Dict, List
 
 import torch
 import torch.nn as nn
-from mmengine.runner.checkpoint import _load_checkpoint
 
+from ..utils.config_keys import ConfigError
 from .checkpoint_keys import revise_state_dict_keys
-from .checkpoint_safety import allow_mmengine_checkpoint_types
+from .checkpoint_match import CorruptCheckpointError, read_checkpoint
 
 #: Parameters of a recognizer that make up "the GCN": backbone and classifier.
 GCN_PREFIXES = ('backbone.', 'cls_head.fc.')
 
 
-class PretrainedCheckpointError(ValueError):
+class PretrainedCheckpointError(ConfigError):
     """The pretrained GCN checkpoint is missing or does not fit the model."""
 
 
@@ -42,9 +42,9 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
         dict: The checkpoint's backbone and classifier tensors.
 
     Raises:
-        PretrainedCheckpointError: If the file is missing, or its GCN keys or
-            shapes differ from the model's; the message names the path and
-            the keys.
+        PretrainedCheckpointError: If the file is missing, corrupt or
+            truncated, or its GCN keys or shapes differ from the model's; the
+            message names the path and the keys.
     """
     if not os.path.isfile(path):
         raise PretrainedCheckpointError(
@@ -52,8 +52,11 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
             'not exist. Train one with tools/train.py and a baseline config '
             '(e.g. configs/ctrgcn_ntu60_xsub.py), or set '
             'train_cfg.pretrained=None to train it as stage 0.')
-    allow_mmengine_checkpoint_types()
-    checkpoint = _load_checkpoint(path, map_location='cpu')
+    try:
+        checkpoint = read_checkpoint(path)
+    except CorruptCheckpointError as error:
+        raise PretrainedCheckpointError(
+            f'{error} (train_cfg.pretrained)') from None
     state = revise_state_dict_keys(checkpoint.get('state_dict', checkpoint))
     state = {k: v for k, v in state.items() if k.startswith(GCN_PREFIXES)}
     expected = gcn_state_dict(model)

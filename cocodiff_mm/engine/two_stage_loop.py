@@ -7,6 +7,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
+from .atomic_checkpoints import use_atomic_local_files
 from .checkpoint_safety import allow_mmengine_checkpoint_types
 from .feature_cache import PooledFeatureCache
 from .gradient_sync import CrossRankGradientMean
@@ -80,8 +81,10 @@ class TwoStageLoop(EpochBasedTrainLoop):
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None
                  ) -> None:
         # --resume and load_from run after the loop is built: let them load
-        # mmengine checkpoints with weights_only=True also outside tools/.
+        # mmengine checkpoints with weights_only=True also outside tools/;
+        # and write checkpoints atomically (as tools/ do).
         allow_mmengine_checkpoint_types()
+        use_atomic_local_files()
         default_scheduler = runner.param_schedulers or []
         self.stages: List[Stage] = plan_stages(
             stage0 or dict(epochs=0),
