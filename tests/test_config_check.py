@@ -72,3 +72,26 @@ def test_the_loop_refuses_a_stage_typo_also_outside_tools():
                        r"not an option \(did you mean 'epochs'\?\)"):
         plan_stages(None, dict(epochs=1), dict(epoch=3), 'pretrained',
                     has_pretrained=True)
+
+
+@pytest.mark.parametrize('texts, message', [
+    ('utd_mhad', "model.cls_head.text_bank.texts='utd_mhad': class texts "
+     "'utd_mhad'"),
+    ('BROKEN', 'not valid JSON'),
+    ('nowhere.json', 'nowhere.json'),
+])
+def test_class_texts_are_checked_before_a_work_dir_exists(tmp_path, texts,
+                                                           message):
+    """The demo head has 8 classes: UTD-MHAD's 27 texts are fine
+    (``subset``), so ask for more classes than the texts have."""
+    if texts == 'BROKEN':
+        texts = str(tmp_path / 'broken.json')
+        (tmp_path / 'broken.json').write_text('{"name": "x"')
+    work_dir = tmp_path / 'work'
+    result = run_tool('tools/train.py', CONFIG, '--work-dir', str(work_dir),
+                      '--cfg-options', f'model.cls_head.text_bank.texts={texts}',
+                      'model.cls_head.num_classes=40', timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    assert f'error: {CONFIG}: ' in result.stderr and message in result.stderr
+    assert not work_dir.exists()

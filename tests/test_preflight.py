@@ -131,6 +131,18 @@ def test_check_data_accepts_matching_file(ntu60_cfg, ntu60_pickle):
     check_data(with_ann_file(ntu60_cfg, ntu60_pickle), LOADERS)
 
 
+def test_one_frame_clips_are_accepted_with_a_warning(ntu60_cfg, tmp_path):
+    data = make_skeleton_annotations(60, per_class=1)
+    for sample in data['annotations'][:2]:
+        sample['keypoint'] = sample['keypoint'][:, :1]
+        sample['total_frames'] = 1
+    path = write_pickle(tmp_path / 'short.pkl', data)
+    names = [s['frame_dir'] for s in data['annotations'][:2]]
+    with pytest.warns(UserWarning, match=r'2 clip\(s\) have a single frame '
+                      r'\(total_frames=1\): ' + ', '.join(names)):
+        check_data(with_ann_file(ntu60_cfg, path), LOADERS)
+
+
 def test_check_data_joins_data_root(ntu60_cfg, ntu60_pickle):
     cfg = with_ann_file(ntu60_cfg, Path(ntu60_pickle.name),
                         data_root=str(ntu60_pickle.parent))

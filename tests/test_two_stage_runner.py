@@ -196,7 +196,8 @@ def test_mismatching_pretrained_checkpoint_is_refused(baseline_checkpoint,
         '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
         'model.backbone.base_channels=16', 'model.cls_head.in_channels=64',
         f'train_cfg.pretrained={baseline_checkpoint}')
-    assert result.returncode != 0
+    # A config-value error: exit 2 and the message, no traceback.
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert str(baseline_checkpoint) in result.stderr
     assert 'shape mismatches' in result.stderr
     assert 'backbone.' in result.stderr
@@ -207,7 +208,7 @@ def test_mismatching_pretrained_checkpoint_is_refused(baseline_checkpoint,
         'tools/train.py', CONFIG, '--work-dir', str(tmp_path),
         '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
         f'train_cfg.pretrained={missing}')
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert f'{missing}' in result.stderr and 'does not exist' in result.stderr
 
 

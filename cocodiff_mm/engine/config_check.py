@@ -11,8 +11,8 @@ from typing import Iterable, Mapping, Optional
 
 from mmengine.config import Config
 
-from ..utils.config_keys import (ConfigKeyError, accepted_arguments,
-                                 refuse_unknown_keys)
+from ..utils.config_keys import (ConfigError, ConfigKeyError,
+                                 accepted_arguments, refuse_unknown_keys)
 from .stage_plan import STAGE_KEYS
 
 def _registered(registry, type_name):
@@ -96,3 +96,30 @@ def find_unknown_keys(cfg: Config) -> None:
     for index, hook in enumerate(cfg.get('custom_hooks') or []):
         _check_registered(hook, HOOKS, f'custom_hooks[{index}]',
                           fixed=('priority', ))
+
+
+def check_class_texts(cfg: Config) -> None:
+    """Load the head's class texts and check they cover its classes.
+
+    The text bank is built when training starts (after the Runner made a
+    work dir); a missing or malformed text file, or one with fewer classes
+    than the head, is caught here first. Texts are only read, not encoded.
+
+    Raises:
+        ConfigError: ``<config>: model.cls_head.text_bank.texts: ...``.
+    """
+    from mmaction.registry import MODELS
+
+    from ..models.heads.diffusion_augmented_head import DiffusionAugmentedHead
+    from ..models.text.class_texts import load_class_texts
+
+    head = (cfg.get('model') or {}).get('cls_head') or {}
+    if _registered(MODELS, head.get('type')) is not DiffusionAugmentedHead \
+            or head.get('text_mode', 'both') == 'none':
+        return
+    texts = (head.get('text_bank') or {}).get('texts')
+    try:
+        load_class_texts(texts).subset(head.get('num_classes'))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        raise ConfigError(f'{cfg.filename}: model.cls_head.text_bank.texts='
+                          f'{texts!r}: {error}') from None

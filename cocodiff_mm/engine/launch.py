@@ -14,7 +14,7 @@ from .checkpoint_safety import (configure_checkpoint_loading,
 from .cpu_allocator import keep_freed_memory
 from .device import configure_device
 from ..utils.config_keys import ConfigError
-from .config_check import check_config_keys
+from .config_check import check_class_texts, check_config_keys
 from .preflight import PreflightError, check_data
 
 
@@ -81,13 +81,16 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
     check_data_too = not args.skip_data_check and \
         os.environ.get('RANK', '0') == '0'
     return run_checked(
-        _check_config_and_data, cfg, loaders if check_data_too else (),
+        _check_config_and_data, cfg, loaders, check_data_too,
         debug=getattr(args, 'debug', False))
 
 
-def _check_config_and_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
+def _check_config_and_data(cfg: Config, loaders: Tuple[str, ...],
+                           data_too: bool) -> None:
     check_config_keys(cfg)
-    if loaders:
+    if 'train_dataloader' in loaders:  # the text bank is built to train
+        check_class_texts(cfg)
+    if data_too:
         check_data(cfg, loaders)
 
 

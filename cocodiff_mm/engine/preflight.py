@@ -5,6 +5,7 @@ with a message that names the file, the config field and the expected
 value, not after the model is built or an epoch has run.
 """
 import os
+import warnings
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -136,6 +137,7 @@ def check_file_against_config(path: str, field: str,
             messages.insert(
                 0, f'split {split!r} ({split_field}) is not in the file; '
                 f'it has {known}')
+    warn_short_clips(data, path)
     if messages:
         listed = '\n  '.join(messages[:MAX_LISTED])
         more = len(messages) - MAX_LISTED
@@ -147,6 +149,26 @@ def check_file_against_config(path: str, field: str,
             f'{expected["num_classes"]})):\n  {listed}{tail}\n'
             'Run python tools/data/check_annotations.py on it for the full '
             'report.')
+
+
+def warn_short_clips(data: Dict, path: str) -> List[str]:
+    """Warn (once per file) about one-frame clips: valid, but a temporal
+    model sees a still pose, usually a conversion problem.
+
+    Returns:
+        list[str]: The names of the one-frame clips.
+    """
+    short = [sample.get('frame_dir', '?')
+             for sample in data.get('annotations') or []
+             if isinstance(sample, dict) and sample.get('total_frames') == 1]
+    if short:
+        listed = ', '.join(map(str, short[:MAX_LISTED]))
+        more = f' (+{len(short) - MAX_LISTED} more)' \
+            if len(short) > MAX_LISTED else ''
+        warnings.warn(f'{path}: {len(short)} clip(s) have a single frame '
+                      f'(total_frames=1): {listed}{more}; the model sees a '
+                      'still pose for them', stacklevel=2)
+    return short
 
 
 def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
