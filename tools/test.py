@@ -13,6 +13,7 @@ import cocodiff_mm  # noqa: F401  (applies the runtime fixes first)
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from cocodiff_mm.analysis.ensemble import keep_sample_names
 from cocodiff_mm.engine.launch import (add_runner_arguments,
                                       check_test_checkpoint, run_checked,
                                       parse_runner_arguments,
@@ -66,6 +67,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.load_from = args.checkpoint
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    if args.dump is not None:
+        keep_sample_names(cfg)  # frame_dir in each sample, for ensembles
     return cfg
 
 
