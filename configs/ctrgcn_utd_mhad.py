@@ -80,12 +80,12 @@ param_scheduler = [
         begin=0,
         end=3,
         convert_to_iter_based=True),
+    # No end: the decay spans train_cfg.max_epochs, or each stage's epochs
+    # under TwoStageLoop, so a budget override sets the epochs alone.
     dict(
         type='CosineAnnealingLR',
         by_epoch=True,
         begin=0,
-        end=max_epochs,
-        T_max=max_epochs,
         eta_min=1e-4,
         convert_to_iter_based=True)
 ]

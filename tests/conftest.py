@@ -136,6 +136,32 @@ def ntu60_pickle(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope='session')
+def utd_pickle(tmp_path_factory) -> Path:
+    """The real UTD-MHAD skeletons converted by the tool (skips without
+    ``../shared/data``)."""
+    source = shared_data_dir() / 'utd_mhad' / 'skeleton'
+    if not source.is_dir():
+        pytest.skip(f'real UTD-MHAD data not found at {source} '
+                    '(set COCODIFF_SHARED_DATA)')
+    out = tmp_path_factory.mktemp('utd') / 'utd_mhad_3d.pkl'
+    run_ok('tools/data/utd_mhad_to_pkl.py', '--data-dir', str(source),
+           '--out', str(out))
+    return out
+
+
+@pytest.fixture(scope='session')
+def ntu_baseline_run(tmp_path_factory, ntu60_pickle) -> Path:
+    """Work dir of a 2-epoch baseline run of the NTU-60 config (shrunk by
+    :func:`tiny_options`), as a user would have it: ``epoch_1.pth`` and
+    ``epoch_2.pth``."""
+    work = tmp_path_factory.mktemp('ntu_baseline_run')
+    run_ok('tools/train.py', 'configs/ctrgcn_ntu60_xsub.py', '--work-dir',
+           str(work), '--cfg-options', *tiny_options(ntu60_pickle),
+           'train_cfg.max_epochs=2')
+    return work
+
+
+@pytest.fixture(scope='session')
 def text_bank_cache() -> Path:
     """A text-bank cache kept between runs (``.cache/test_text_banks``).
 

@@ -62,13 +62,9 @@ def test_a_full_disk_keeps_the_previous_checkpoint(ntu60_pickle, tmp_path):
 
 
 
-@pytest.fixture(scope='module')
-def two_epochs(tmp_path_factory, ntu60_pickle):
-    work = tmp_path_factory.mktemp('two_epochs')
-    run_ok('tools/train.py', BASELINE, '--work-dir', str(work),
-           '--cfg-options', *tiny_options(ntu60_pickle),
-           'train_cfg.max_epochs=2')
-    return work
+@pytest.fixture
+def two_epochs(ntu_baseline_run):
+    return ntu_baseline_run
 
 
 def truncated_copy(source, target):

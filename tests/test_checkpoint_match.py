@@ -25,13 +25,9 @@ def test_compare_state_closed_form():
     assert 'another config' in likely_cause([], [], shapes)
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory, ntu60_pickle):
-    work = tmp_path_factory.mktemp('strict_baseline')
-    run_ok('tools/train.py', BASELINE, '--work-dir', str(work),
-           '--cfg-options', *tiny_options(ntu60_pickle),
-           'train_cfg.max_epochs=1')
-    return work / 'epoch_1.pth'
+@pytest.fixture
+def checkpoint(ntu_baseline_run):
+    return ntu_baseline_run / 'epoch_1.pth'
 
 
 def one_error_line(result) -> str:

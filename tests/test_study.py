@@ -7,13 +7,12 @@ import textwrap
 import pytest
 import torch
 
-from conftest import REPO, run_ok, run_tool, shared_data_dir, tiny_utd_options
+from conftest import REPO, run_ok, run_tool, tiny_utd_options
 from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
                                                       class_means, diversity)
 from cocodiff_mm.analysis.study import (StudyRunner, StudySpecError,
                                         load_study_spec, paired_difference)
 
-UTD = shared_data_dir() / 'utd_mhad' / 'skeleton'
 SHIPPED_SPEC = REPO / 'configs' / 'studies' / 'utd_mhad_cocodiff.py'
 
 
@@ -94,17 +93,6 @@ def test_diagnostics_against_closed_forms():
     assert values['own'] == pytest.approx(2.0)
     assert values['nearest_other'] == pytest.approx(2.0)
     assert values['ratio'] == pytest.approx(1.0)
-
-
-@pytest.fixture(scope='module')
-def utd_pickle(tmp_path_factory):
-    if not UTD.is_dir():
-        pytest.skip(f'real UTD-MHAD data not found at {UTD} '
-                    '(set COCODIFF_SHARED_DATA)')
-    out = tmp_path_factory.mktemp('utd') / 'utd_mhad_3d.pkl'
-    run_ok('tools/data/utd_mhad_to_pkl.py', '--data-dir', str(UTD), '--out',
-           str(out))
-    return out
 
 
 def dumped_top1(path, expected_count: int) -> float:

@@ -161,13 +161,9 @@ def test_resume_in_the_middle_of_stage0(scratch_run, ntu60_pickle,
 
 
 @pytest.fixture(scope='module')
-def baseline_checkpoint(tmp_path_factory, ntu60_pickle):
+def baseline_checkpoint(ntu_baseline_run):
     """A checkpoint of the baseline config, as a user would have it."""
-    work = tmp_path_factory.mktemp('baseline_for_cocodiff')
-    run_ok('tools/train.py', BASELINE, '--work-dir', str(work),
-           '--cfg-options', *tiny_options(ntu60_pickle),
-           'train_cfg.max_epochs=1')
-    return work / 'epoch_1.pth'
+    return ntu_baseline_run / 'epoch_1.pth'
 
 
 def test_baseline_checkpoint_skips_stage0(baseline_checkpoint, ntu60_pickle,

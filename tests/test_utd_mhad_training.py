@@ -1,23 +1,7 @@
 """Real data: converted UTD-MHAD trains through the UTD-MHAD configs."""
 import pickle
 
-import pytest
-
-from conftest import read_log, run_ok, shared_data_dir, tiny_utd_options
-
-UTD = shared_data_dir() / 'utd_mhad' / 'skeleton'
-
-
-@pytest.fixture(scope='module')
-def utd_pickle(tmp_path_factory):
-    if not UTD.is_dir():
-        pytest.skip(f'real UTD-MHAD data not found at {UTD} '
-                    '(set COCODIFF_SHARED_DATA)')
-    out = tmp_path_factory.mktemp('utd') / 'utd_mhad_3d.pkl'
-    run_ok('tools/data/utd_mhad_to_pkl.py', '--data-dir', str(UTD), '--out',
-           str(out))
-    return out
-
+from conftest import read_log, run_ok, tiny_utd_options
 
 def test_converted_utd_mhad_trains(utd_pickle, tmp_path):
     with open(utd_pickle, 'rb') as file:
