@@ -35,6 +35,7 @@ setup(
         'minilm': read_requirements('minilm'),
         'tests': read_requirements('tests'),
         'onnx': read_requirements('onnx'),
+        'tensorboard': read_requirements('tensorboard'),
     },
     zip_safe=False,
 )

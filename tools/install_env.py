@@ -77,7 +77,7 @@ def requirement_files(minilm: bool = True) -> List[str]:
     Returns:
         list[str]: File names.
     """
-    names = ['runtime.txt', 'tests.txt', 'onnx.txt']
+    names = ['runtime.txt', 'tests.txt', 'onnx.txt', 'tensorboard.txt']
     if minilm:
         names.append('minilm.txt')
     return names
