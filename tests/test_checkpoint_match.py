@@ -13,9 +13,12 @@ BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 def test_compare_state_closed_form():
     model = dict(a=torch.zeros(2, 3), b=torch.zeros(4),
                  **{'cls_head.fc.weight': torch.zeros(5, 2),
-                    'cls_head.denoiser.w': torch.zeros(1)})
+                    'cls_head.denoiser.w': torch.zeros(1),
+                    'cls_head.denoiser.v': torch.zeros(3)})
+    # The denoiser's v has another shape (other diffusion options): not used
+    # by evaluation, so not a mismatch.
     state = {'a': torch.zeros(2, 4), 'cls_head.fc.weight': torch.zeros(5, 2),
-             'extra': torch.zeros(1)}
+             'cls_head.denoiser.v': torch.zeros(7), 'extra': torch.zeros(1)}
     missing, unexpected, shapes = compare_state(model, state)
     # The training-only denoiser key may be absent (an exported checkpoint).
     assert missing == ['b'] and unexpected == ['extra']

@@ -89,8 +89,11 @@ def compare_state(model_state: Dict[str, torch.Tensor],
                   ) -> Tuple[List[str], List[str], List[str]]:
     """Missing, unexpected and shape-mismatched keys of ``state``.
 
-    Training-only keys the checkpoint lacks are not missing: an exported
-    inference checkpoint evaluates with the CoCoDiff config too.
+    Training-only keys are never missing or mis-shaped: evaluation does not
+    use them, so an exported inference checkpoint, or one trained with
+    other diffusion options, evaluates with the CoCoDiff config too. They
+    are unexpected in a baseline model (a CoCoDiff checkpoint given to a
+    baseline config).
     """
     missing = [k for k in model_state
                if k not in state and not is_training_only(k)]
@@ -98,8 +101,9 @@ def compare_state(model_state: Dict[str, torch.Tensor],
     shapes = [
         f'{k}: checkpoint {tuple(state[k].shape)} vs model '
         f'{tuple(model_state[k].shape)}' for k in model_state
-        if k in state and hasattr(state[k], 'shape')
-        and tuple(state[k].shape) != tuple(model_state[k].shape)
+        if k in state and hasattr(state[k], 'shape') and
+        not is_training_only(k) and
+        tuple(state[k].shape) != tuple(model_state[k].shape)
     ]
     return missing, unexpected, shapes
 
