@@ -1,34 +1,13 @@
 #!/usr/bin/env bash
 # Testing on a Slurm cluster with srun (one task per GPU).
 #   bash tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [test.py arguments ...]
-# Environment: GPUS (tasks in all, default 8), GPUS_PER_NODE (default 8),
-# CPUS_PER_TASK (default 5), SRUN_ARGS (extra srun options, split on spaces),
-# PORT (master port, default random in 12000-31999), PYTHON (default python).
+# Environment: GPUS, GPUS_PER_NODE, CPUS_PER_TASK, SRUN_ARGS, PORT, PYTHON
+# (see tools/slurm_run.sh).
 set -euo pipefail
 if [ $# -lt 4 ]; then
     echo "usage: bash $0 PARTITION JOB_NAME CONFIG CHECKPOINT [test.py arguments ...]" >&2
     exit 2
 fi
-PARTITION=$1
-JOB_NAME=$2
-CONFIG=$3
-CHECKPOINT=$4
-shift 4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-8}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-read -r -a SRUN_EXTRA <<< "${SRUN_ARGS:-}"
-PYTHON=${PYTHON:-python}
 HERE=$(cd "$(dirname "$0")" && pwd)
-export MASTER_PORT=${PORT:-$((12000 + RANDOM % 20000))}
-
-set -x
-exec srun -p "$PARTITION" \
-    --job-name="$JOB_NAME" \
-    --gres=gpu:"$GPUS_PER_NODE" \
-    --ntasks="$GPUS" \
-    --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" \
-    --kill-on-bad-exit=1 \
-    ${SRUN_EXTRA[@]+"${SRUN_EXTRA[@]}"} \
-    "$PYTHON" -u "$HERE/test.py" "$CONFIG" "$CHECKPOINT" --launcher="slurm" "$@"
+exec bash "$HERE/slurm_run.sh" "$1" "$2" test.py "$3" "$4" \
+    --launcher="slurm" "${@:5}"
