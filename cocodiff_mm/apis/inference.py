@@ -21,10 +21,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 
-from ..engine.checkpoint_match import (CheckpointMismatchError,
-                                       compare_state, likely_cause,
-                                       read_checkpoint)
-from ..engine.inference_export import split_inference_state
+from ..engine.inference_export import load_inference_weights
 from ..utils.config_keys import ConfigError
 from .clip_inputs import ClipInputError
 
@@ -82,38 +79,6 @@ def config_test_pipeline(cfg: Config) -> List[Dict]:
         raise ConfigError(f'{field}.pipeline is missing or empty: inference '
                           'runs the config\'s test pipeline')
     return list(pipeline)
-
-
-def load_inference_weights(model: nn.Module,
-                           checkpoint: str) -> Tuple[str, ...]:
-    """Load the inference weights of ``checkpoint`` into ``model``, strictly.
-
-    Args:
-        model (nn.Module): A recognizer with a plain ``GCNHead``.
-        checkpoint (str): A checkpoint of ``tools/train.py`` (plain or
-            CoCoDiff, any stage) or of ``tools/export_inference_ckpt.py``.
-
-    Returns:
-        tuple[str]: The training-only keys left out.
-
-    Raises:
-        FileNotFoundError: If ``checkpoint`` does not exist.
-        CorruptCheckpointError: If it cannot be read.
-        CheckpointMismatchError: If its inference weights do not fit the
-            model (the path, the first keys and the likely cause).
-    """
-    loaded = read_checkpoint(checkpoint)
-    kept, dropped = split_inference_state(loaded.get('state_dict', loaded))
-    missing, unexpected, shapes = compare_state(model.state_dict(), kept)
-    if missing or unexpected or shapes:
-        first = (missing + unexpected + shapes)[:3]
-        raise CheckpointMismatchError(
-            f'{checkpoint} does not fit the config\'s model: '
-            f'{len(missing)} missing, {len(unexpected)} unexpected, '
-            f'{len(shapes)} mis-shaped keys (first: {"; ".join(first)}). '
-            f'Likely cause: {likely_cause(missing, unexpected, shapes)}')
-    model.load_state_dict(kept, strict=True)
-    return dropped
 
 
 def init_inference_model(cfg: Config,

@@ -32,10 +32,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 
-from ..engine.checkpoint_match import (CheckpointMismatchError,
-                                       compare_state, likely_cause,
-                                       read_checkpoint)
-from ..engine.inference_export import split_inference_state
+from ..engine.inference_export import load_inference_weights
 from ..utils.atomic_write import atomic_path
 from ..utils.config_keys import ConfigError
 
@@ -43,8 +40,6 @@ from ..utils.config_keys import ConfigError
 INPUT_NAME = 'keypoints'
 OUTPUT_NAME = 'logits'
 
-#: How many keys of each kind a mismatch message names.
-_LISTED = 3
 
 
 def _registered(registry, type_) -> type:
@@ -127,49 +122,6 @@ def build_inference_model(config: Union[str, Config],
             'the ONNX graph would not do: remove it or normalise the '
             'keypoints before the exported model')
     return model.eval()
-
-
-def _first(keys: Sequence[str]) -> str:
-    """The first few of ``keys``, and how many there are in all."""
-    more = f', ... ({len(keys)} in all)' if len(keys) > _LISTED else ''
-    return ', '.join(keys[:_LISTED]) + more
-
-
-def load_inference_weights(model: nn.Module,
-                           checkpoint: str) -> Tuple[str, ...]:
-    """Load the inference weights of ``checkpoint`` into ``model``, strictly.
-
-    Args:
-        model (nn.Module): From :func:`build_inference_model`.
-        checkpoint (str): A checkpoint of ``tools/train.py`` (baseline or
-            any CoCoDiff stage) or of ``tools/export_inference_ckpt.py``.
-
-    Returns:
-        tuple[str]: The training-only keys that were left out.
-
-    Raises:
-        FileNotFoundError: If ``checkpoint`` does not exist.
-        CorruptCheckpointError: If it cannot be read.
-        CheckpointMismatchError: One line with the counts and first keys of
-            what is missing, unexpected or mis-shaped, and the likely cause.
-    """
-    loaded = read_checkpoint(checkpoint)
-    kept, dropped = split_inference_state(loaded.get('state_dict', loaded))
-    missing, unexpected, shapes = compare_state(model.state_dict(), kept)
-    if missing or unexpected or shapes:
-        parts = [
-            f'{len(found)} {kind} ({_first(found)})'
-            for kind, found in (('missing keys', missing),
-                                ('unexpected keys', unexpected),
-                                ('shape mismatches', shapes)) if found
-        ]
-        raise CheckpointMismatchError(
-            f'{checkpoint} does not fit the inference model of the config: '
-            + '; '.join(parts) +
-            f'. Likely cause: {likely_cause(missing, unexpected, shapes)}; '
-            'nothing was exported')
-    model.load_state_dict(kept, strict=True)
-    return dropped
 
 
 class InferenceGCN(nn.Module):

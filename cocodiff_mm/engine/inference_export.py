@@ -81,3 +81,38 @@ def export_inference_checkpoint(src: str, dst: str,
     with atomic_path(dst) as tmp_name:
         torch.save(dict(meta=meta, state_dict=kept), tmp_name)
     return dropped
+
+
+def load_inference_weights(model: nn.Module,
+                           checkpoint: str) -> Tuple[str, ...]:
+    """Load the inference weights of ``checkpoint`` into ``model``, strictly.
+
+    Shared by ``tools/infer.py`` and the ONNX export.
+
+    Args:
+        model (nn.Module): A recognizer with a plain ``GCNHead``.
+        checkpoint (str): A checkpoint of ``tools/train.py`` (plain or
+            CoCoDiff, any stage) or of ``tools/export_inference_ckpt.py``.
+
+    Returns:
+        tuple[str]: The training-only keys left out.
+
+    Raises:
+        FileNotFoundError: If ``checkpoint`` does not exist.
+        CorruptCheckpointError: If it cannot be read.
+        CheckpointMismatchError: If its inference weights do not fit the
+            model: the path, the counts, the first keys of each kind and
+            the likely cause.
+    """
+    loaded = read_checkpoint(checkpoint)
+    kept, dropped = split_inference_state(loaded.get('state_dict', loaded))
+    missing, unexpected, shapes = compare_state(model.state_dict(), kept)
+    if missing or unexpected or shapes:
+        first = missing[:3] + unexpected[:3] + shapes[:3]
+        raise CheckpointMismatchError(
+            f'{checkpoint} does not fit the config\'s model: '
+            f'{len(missing)} missing, {len(unexpected)} unexpected, '
+            f'{len(shapes)} mis-shaped keys (first: {"; ".join(first)}). '
+            f'Likely cause: {likely_cause(missing, unexpected, shapes)}')
+    model.load_state_dict(kept, strict=True)
+    return dropped

@@ -6,11 +6,11 @@ from typing import Dict, Optional, Tuple
 import torch
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 
 from ...analysis.feature_diagnostics import (accuracy, class_mean_distances,
                                              class_means, diversity)
 from ..feature_cache import PooledFeatureCache
+from .stage_info import unwrapped_model
 
 
 @HOOKS.register_module()
@@ -71,8 +71,7 @@ class GenerationDiagnosticsHook(Hook):
                                               torch.Tensor]] = None
 
     def after_train_epoch(self, runner) -> None:
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
+        model = unwrapped_model(runner)
         head = model.cls_head
         if getattr(head, 'objective', 'classify') == 'classify':
             return
