@@ -41,7 +41,6 @@ INPUT_NAME = 'keypoints'
 OUTPUT_NAME = 'logits'
 
 
-
 def _registered(registry, type_) -> type:
     """The class a config ``type`` names (a class passes through)."""
     if isinstance(type_, type):
