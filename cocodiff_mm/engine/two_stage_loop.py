@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from .atomic_checkpoints import use_atomic_local_files
 from .checkpoint_safety import allow_mmengine_checkpoint_types
+from .epoch_seed import FEATURE_STREAM, epoch_seed, seed_epoch, seeded_rng
 from .feature_cache import PooledFeatureCache
 from .gradient_sync import CrossRankGradientMean
 from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
@@ -33,12 +34,17 @@ class TwoStageLoop(EpochBasedTrainLoop):
 
     The stages share one global epoch counter, and the stage of an epoch
     is derived from it at the start of every epoch, so ``--resume`` from any
-    checkpoint lands in the right stage. Each stage has its own epochs and
-    learning-rate schedule (epochs relative to the stage; the config's
-    ``param_scheduler`` is the default); the learning rate restarts from
-    the optimizer's base value and the optimizer state is cleared at each
-    stage's start. A checkpoint ``stage{k}_final.pth`` is written at the
-    end of each stage.
+    checkpoint lands in the right stage. For the same reason the random
+    generators are seeded at the start of every epoch from the run's seed
+    and the epoch (:mod:`~cocodiff_mm.engine.epoch_seed`): a resumed run
+    draws what the uninterrupted run drew and ends with the same weights
+    (with ``num_workers=0`` or workers that are not persistent; persistent
+    workers keep their own generators across epochs). Each stage has its
+    own epochs and learning-rate schedule (epochs relative to the stage;
+    the config's ``param_scheduler`` is the default); the learning rate
+    restarts from the optimizer's base value and the optimizer state is
+    cleared at each stage's start. A checkpoint ``stage{k}_final.pth`` is
+    written at the end of each stage.
 
     The loop keeps the stages and the switching of the model between them.
     Per-iteration and per-epoch jobs are hooks that CoCoDiff configs add in
@@ -161,6 +167,9 @@ class TwoStageLoop(EpochBasedTrainLoop):
     def run_epoch(self) -> None:
         """One epoch of the stage the epoch counter is in."""
         stage = self.stage
+        # mmengine keeps no random state in checkpoints: seed per epoch, so
+        # a resumed run draws what the uninterrupted one drew.
+        seed_epoch(self.runner.seed, self._epoch)
         if self._active != stage:
             self._enter_stage(stage, fresh=self._epoch == stage.begin)
         self.runner.logger.info(
@@ -246,11 +255,28 @@ class TwoStageLoop(EpochBasedTrainLoop):
         if stage.freezes_gcn and self.cache_features:
             self.runner.logger.info(
                 'Stage 1: extracting pooled features of the frozen GCN once')
-            self._feature_cache = PooledFeatureCache.extract(
-                model, self.dataloader)
+            self._feature_cache = self._extract_features(stage)
             self._gradient_mean = CrossRankGradientMean(
                 param for module in head.diffusion_modules()
                 for param in module.parameters()).attach()
+
+    def _extract_features(self, stage: Stage) -> PooledFeatureCache:
+        """The frozen GCN's features, the same whichever epoch of the stage
+        the run starts in (its first, or a later one after ``--resume``).
+
+        The training pipeline samples frames at random and the sampler
+        shuffles by epoch: both are fixed to the stage's first epoch here,
+        or a resumed run would cache other features in another order.
+        """
+        for sampler in (getattr(self.dataloader, 'sampler', None),
+                        getattr(getattr(self.dataloader, 'batch_sampler',
+                                        None), 'sampler', None)):
+            if hasattr(sampler, 'set_epoch'):
+                sampler.set_epoch(stage.begin)
+                break
+        with seeded_rng(
+                epoch_seed(self.runner.seed, stage.begin, FEATURE_STREAM)):
+            return PooledFeatureCache.extract(self.model, self.dataloader)
 
     def _restart_optimizer(self) -> None:
         """Clear momentum state; the learning rate restarts from its base."""
