@@ -63,6 +63,11 @@ def stage1_weights(work_dir, ntu60_pickle, bank_dir, batch_size,
         'train_cfg.stage2': dict(epochs=1),
         'randomness': dict(seed=0),
         'work_dir': str(work_dir),
+        # SGD for the diffusion too: AdamW's first updates are about
+        # lr * sign(grad), so float rounding between two ways of summing the
+        # same gradient would move near-zero entries by +-lr.
+        'optim_wrapper.diffusion.optimizer': dict(
+            type='SGD', lr=0.01, momentum=0.9, weight_decay=0.0),
     })
     cfg.optim_wrapper.update(wrapper)
     runner = Runner.from_cfg(cfg)

@@ -46,7 +46,7 @@ class StageRecorderHook(Hook):
         self.records.append(
             dict(iter=runner.iter, epoch=runner.epoch,
                  objective=head.objective, scale=head.gen_cls_scale,
-                 lr=runner.optim_wrapper.get_lr()['lr'][0],
+                 lr=runner.optim_wrapper.get_lr()['gcn.lr'][0],
                  logged=sorted(runner.message_hub.log_scalars)))
 
 
@@ -114,13 +114,15 @@ def test_stage_schedulers_are_the_loops(full_run):
     # inside the stage, on the global axis: the LinearLR warm-up in
     # iterations (convert_to_iter_based), the MultiStepLR in epochs.
     per_epoch = len(stages['joint']) // 2
-    bounds = [(type(s).__name__, s.begin, s.end)
-              for s in runner.param_schedulers]
-    assert bounds == [
-        ('LinearLR', 0, per_epoch), ('MultiStepLR', 0, 1),
-        ('LinearLR', per_epoch, 2 * per_epoch), ('MultiStepLR', 1, 2),
-        ('LinearLR', 2 * per_epoch, 4 * per_epoch), ('MultiStepLR', 2, 4)
-    ]
+    # Both optimizers (the GCN's and the diffusion's) get the same ones.
+    assert set(runner.param_schedulers) == {'gcn', 'diffusion'}
+    for schedulers in runner.param_schedulers.values():
+        bounds = [(type(s).__name__, s.begin, s.end) for s in schedulers]
+        assert bounds == [
+            ('LinearLR', 0, per_epoch), ('MultiStepLR', 0, 1),
+            ('LinearLR', per_epoch, 2 * per_epoch), ('MultiStepLR', 1, 2),
+            ('LinearLR', 2 * per_epoch, 4 * per_epoch), ('MultiStepLR', 2, 4)
+        ]
 
 
 def test_each_stage_starts_with_its_own_logs(full_run):
