@@ -9,7 +9,7 @@
 # from the baseline checkpoint of the same seed.
 name = 'utd_mhad_cocodiff'
 baseline = 'baseline'
-final = ['baseline', 'cocodiff']
+final = ['baseline', 'cocodiff', 'random_encoder']
 val_split = 'xsub_dev_val'
 test_split = 'xsub_val'
 seeds = [0, 1, 2]
@@ -22,8 +22,9 @@ arms = [
          description='CTR-GCN, the config recipe'),
     dict(name='cocodiff', config=_cocodiff, init_from='baseline',
          cfg_options=[_minilm],
-         description='fine + coarse text, MiniLM encoder, T=30, fast '
-         'default (MLP UNet, gradients through the last 3 steps)'),
+         description='fine + coarse text, MiniLM encoder, T=30, the '
+         'shipped defaults (start step 10, AdamW for the diffusion, MLP '
+         'UNet, gradients through the last 3 steps)'),
     dict(name='random_encoder', config=_cocodiff, init_from='baseline',
          cfg_options=['model.cls_head.text_bank.encoder=random'],
          description='as cocodiff with an untrained text encoder: do the '
@@ -38,11 +39,14 @@ arms = [
          cfg_options=[_minilm, 'model.cls_head.text_mode=coarse'],
          description='Table II: coarse text loss only'),
     dict(name='T10', config=_cocodiff, init_from='baseline',
-         cfg_options=[_minilm, 'model.cls_head.diffusion.num_steps=10'],
-         description='T sweep: T=10'),
+         cfg_options=[_minilm, 'model.cls_head.diffusion.num_steps=10',
+                      'model.cls_head.generation.start_step=4'],
+         description='T sweep: T=10 (start step 4: the same alpha-bar, '
+         '0.24, as step 10 of 30)'),
     dict(name='T20', config=_cocodiff, init_from='baseline',
-         cfg_options=[_minilm, 'model.cls_head.diffusion.num_steps=20'],
-         description='T sweep: T=20 (T=30 is cocodiff)'),
+         cfg_options=[_minilm, 'model.cls_head.diffusion.num_steps=20',
+                      'model.cls_head.generation.start_step=6'],
+         description='T sweep: T=20, start step 6 (T=30 is cocodiff)'),
     dict(name='paper_literal',
          config='configs/ctrgcn_cocodiff_utd_mhad_dev_paper_literal.py',
          init_from='baseline', cfg_options=[_minilm],
