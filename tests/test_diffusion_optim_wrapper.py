@@ -154,9 +154,18 @@ def test_state_dict_resumes_both_optimizers(cfg):
         torch.testing.assert_close(a, b, msg=name)
 
 
+def test_diffusion_none_is_one_optimizer_for_all(cfg):
+    """--cfg-options optim_wrapper.diffusion=None: the GCN's SGD trains
+    the diffusion too (the lever the stage-1 study compares)."""
+    model, wrapper = build(cfg, diffusion=None)
+    assert type(wrapper).__name__ == 'OptimWrapper'
+    assert type(wrapper.optimizer).__name__ == 'SGD'
+    assert len(params_of(wrapper.optimizer)) == len(list(model.parameters()))
+
+
 def test_bad_diffusion_options_are_refused(cfg):
-    with pytest.raises(ConfigError, match=r'optim_wrapper\.diffusion must be '
-                       'a dict with an optimizer'):
+    with pytest.raises(ConfigError, match=r"optim_wrapper\.diffusion must be "
+                       r"None .* or a dict with an optimizer.*got 'AdamW'"):
         build(cfg, diffusion='AdamW')
     with pytest.raises(ConfigKeyError, match=r"optim_wrapper\.diffusion\."
                        r"optimiser.*optimizer"):

@@ -26,7 +26,7 @@ and resumes both, and logs ``gcn.lr`` and ``diffusion.lr``.
 """
 import copy
 from contextlib import ExitStack, contextmanager
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -143,7 +143,9 @@ class DiffusionOptimWrapperConstructor:
         optim_wrapper_cfg (dict): The ``optim_wrapper`` config without
             ``constructor`` and ``paramwise_cfg``: the GCN's wrapper, plus
             ``diffusion=dict(optimizer=..., paramwise_cfg=None,
-            clip_grad=<the GCN's>)``.
+            clip_grad=<the GCN's>)``, or ``diffusion=None``: the GCN's
+            optimizer for every parameter (one :class:`OptimWrapper`, as
+            without this constructor).
         paramwise_cfg (dict, optional): The GCN optimizer's parameter-wise
             settings. Defaults to None.
     """
@@ -152,10 +154,15 @@ class DiffusionOptimWrapperConstructor:
                  paramwise_cfg: Optional[Dict] = None) -> None:
         cfg = copy.deepcopy(dict(optim_wrapper_cfg))
         diffusion = cfg.pop('diffusion', None)
+        self.gcn = DefaultOptimWrapperConstructor(cfg, paramwise_cfg)
+        if diffusion is None:  # one optimizer for everything
+            self.diffusion = None
+            return
         if not isinstance(diffusion, dict) or 'optimizer' not in diffusion:
             raise ConfigError(
-                'optim_wrapper.diffusion must be a dict with an optimizer, '
-                'e.g. dict(optimizer=dict(type=\'AdamW\', lr=1e-3)); got '
+                'optim_wrapper.diffusion must be None (the GCN\'s optimizer '
+                'for all parameters) or a dict with an optimizer, e.g. '
+                'dict(optimizer=dict(type=\'AdamW\', lr=1e-3)); got '
                 f'{diffusion!r}')
         refuse_unknown_keys(diffusion, DIFFUSION_KEYS,
                             'optim_wrapper.diffusion')
@@ -163,11 +170,13 @@ class DiffusionOptimWrapperConstructor:
         diffusion_paramwise = diffusion.pop('paramwise_cfg', None)
         diffusion_cfg = dict(cfg)
         diffusion_cfg.update(diffusion)
-        self.gcn = DefaultOptimWrapperConstructor(cfg, paramwise_cfg)
         self.diffusion = DefaultOptimWrapperConstructor(
             diffusion_cfg, diffusion_paramwise)
 
-    def __call__(self, model: nn.Module) -> JointOptimWrapperDict:
+    def __call__(self, model: nn.Module
+                 ) -> Union[JointOptimWrapperDict, OptimWrapper]:
+        if self.diffusion is None:
+            return self.gcn(model)
         if is_model_wrapper(model):
             model = model.module
         head = getattr(model, 'cls_head', None)
