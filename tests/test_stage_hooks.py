@@ -28,6 +28,7 @@ pytestmark = pytest.mark.usefixtures('single_thread')
 CONFIG = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
 BASE_LR = 0.1  # configs/_base_/ctrgcn_runtime.py
 WARMUP_START = 0.1  # the LinearLR start_factor of the recipe
+DIFFUSION_LR = 1e-3  # the AdamW of configs/_base_/cocodiff.py
 
 
 @HOOKS.register_module(force=True)
@@ -47,6 +48,7 @@ class StageRecorderHook(Hook):
             dict(iter=runner.iter, epoch=runner.epoch,
                  objective=head.objective, scale=head.gen_cls_scale,
                  lr=runner.optim_wrapper.get_lr()['gcn.lr'][0],
+                 diffusion_lrs=runner.optim_wrapper.get_lr(),
                  logged=sorted(runner.message_hub.log_scalars)))
 
 
@@ -109,6 +111,12 @@ def test_stage_schedulers_are_the_loops(full_run):
         # Every stage restarts its warm-up from the base lr.
         assert stages[objective][0]['lr'] == pytest.approx(
             BASE_LR * WARMUP_START)
+        # The diffusion's AdamW too, and the base lr mmengine tracks (and
+        # logs) beside its parameter groups.
+        lrs = stages[objective][0]['diffusion_lrs']
+        for key in ('diffusion.lr', 'diffusion.base_lr'):
+            assert lrs[key][0] == pytest.approx(
+                DIFFUSION_LR * WARMUP_START), key
     # mmengine built the schedulers from the loop's shifted configs (the
     # config's own end at its max_epochs, 90): each stage's schedulers lie
     # inside the stage, on the global axis: the LinearLR warm-up in

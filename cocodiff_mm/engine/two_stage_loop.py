@@ -302,8 +302,13 @@ class TwoStageLoop(EpochBasedTrainLoop):
         last_iter = (self._iter + 1) % len(self.dataloader) == 0
         if not (last_epoch and last_iter) or stage is self.stages[-1]:
             return
-        for optimizer in self._optimizers():
-            for group in optimizer.param_groups:
+        wrapper = self.runner.optim_wrapper
+        wrappers = (wrapper.optim_wrappers.values() if hasattr(
+            wrapper, 'optim_wrappers') else [wrapper])
+        for inner in wrappers:
+            # The wrapper's groups: the optimizer's, plus the base lr that
+            # mmengine tracks (and schedules) beside them.
+            for group in inner.param_groups:
                 group['lr'] = group.get('initial_lr', group['lr'])
 
     def _cached_train_step(self, batch: Dict) -> Dict[str, torch.Tensor]:
