@@ -127,16 +127,47 @@ def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
     check_checkpoint_matches(MODELS.build(cfg.model), checkpoint)
 
 
+def check_pretrained_gcn(cfg: Config) -> None:
+    """Read a ``TwoStageLoop``'s ``train_cfg.pretrained`` against the
+    config's model, as the loop will.
+
+    The loop reads it when the Runner builds it, after the work dir got its
+    log and config; read here first, a missing, corrupt or mismatching
+    checkpoint stops the run before that.
+
+    Raises:
+        PretrainedCheckpointError: If the checkpoint is missing, corrupt or
+            truncated, or does not fit the model's backbone/classifier.
+    """
+    from mmaction.registry import LOOPS, MODELS
+    from mmengine.registry import init_default_scope
+
+    from .pretrained_gcn import read_gcn_checkpoint
+    from .two_stage_loop import TwoStageLoop
+    train_cfg = cfg.get('train_cfg') or {}
+    loop = train_cfg.get('type')
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
+    if isinstance(loop, str):
+        loop = LOOPS.get(loop)
+    if loop is not TwoStageLoop or train_cfg.get('pretrained') is None or \
+            train_cfg.get('stage1_source', 'pretrained') != 'pretrained':
+        return
+    read_gcn_checkpoint(train_cfg['pretrained'], MODELS.build(cfg.model))
+
+
 def choose_checkpoint_to_load(cfg: Config, auto_resume: bool) -> None:
-    """Check ``cfg.load_from`` loads; for ``--resume`` without a path, pick
-    the newest intact checkpoint of the work dir (corrupt ones skipped).
+    """Check ``cfg.load_from`` and ``train_cfg.pretrained`` load; for
+    ``--resume`` without a path, pick the newest intact checkpoint of the
+    work dir (corrupt ones skipped).
 
     Raises:
         CorruptCheckpointError: If the checkpoint to load is corrupt, or
             every checkpoint of the work dir is.
+        PretrainedCheckpointError: See :func:`check_pretrained_gcn`.
     """
     from .checkpoint_match import read_checkpoint
     from .resume import newest_intact_checkpoint
+    check_pretrained_gcn(cfg)
     if auto_resume:
         # Every rank reads the same files and so picks the same checkpoint.
         chatty = os.environ.get('RANK', '0') == '0'
