@@ -128,6 +128,21 @@ def write_pickle(path: Path, data: Dict) -> Path:
     return path
 
 
+def write_ddp_checkpoint(path: Path) -> Path:
+    """A small checkpoint as DDP training writes it: ``module.`` before
+    every key, a backbone, a classifier and a training-only denoiser
+    tensor, saved at epoch 3."""
+    import torch
+
+    state = {
+        'module.backbone.weight': torch.ones(2, 3),
+        'module.cls_head.fc.weight': torch.ones(4, 2),
+        'module.cls_head.denoiser.weight': torch.ones(5),
+    }
+    torch.save(dict(meta=dict(epoch=3), state_dict=state), path)
+    return path
+
+
 @pytest.fixture(scope='session')
 def ntu60_pickle(tmp_path_factory) -> Path:
     """A small generated ``ntu60_3d.pkl`` (60 classes, 2 persons, 3D)."""
