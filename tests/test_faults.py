@@ -391,10 +391,17 @@ CORRUPT_READERS = {
     'load_from': (_load_from_command, ''),
     'pretrained': (_pretrained_command, ' (train_cfg.pretrained)'),
 }
+#: Every reader goes through ``read_checkpoint``, whose two ways of failing
+#: (not a torch file at all; a zip cut short) both go through tools/test.py;
+#: each other reader gets the damage the issue found it with, or the other.
+CORRUPT_CASES = [('test', 'random_bytes'), ('test', 'truncated'),
+                 ('infer', 'truncated'), ('export', 'random_bytes'),
+                 ('resume', 'truncated'), ('load_from', 'random_bytes'),
+                 ('pretrained', 'random_bytes')]
 
 
-@pytest.mark.parametrize('damage', ['random_bytes', 'truncated'])
-@pytest.mark.parametrize('reader', list(CORRUPT_READERS))
+@pytest.mark.parametrize('reader, damage', CORRUPT_CASES,
+                         ids=[f'{r}-{d}' for r, d in CORRUPT_CASES])
 def test_a_corrupt_checkpoint_is_one_line(checkpoint, ntu60_pickle,
                                           text_bank_cache, tmp_path, reader,
                                           damage):
