@@ -4,7 +4,7 @@
 # validation features) on seed 0. Stage 2 runs 1 epoch only: the accuracy
 # columns of this table mean nothing. Runs beside the main study's baseline:
 #   mkdir -p work_dirs/study_levers
-#   ln -s ../study/baseline work_dirs/study_levers/baseline
+#   ln -s ../studies/utd_mhad_cocodiff_cpu/baseline work_dirs/study_levers/baseline
 #   python tools/study.py configs/studies/utd_mhad_stage1_levers.py \
 #       --budget cpu --work-root work_dirs/study_levers
 _base_ = './utd_mhad_cocodiff.py'
