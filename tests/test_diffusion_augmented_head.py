@@ -14,6 +14,7 @@ from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 
 from cocodiff_mm.engine.inference_export import export_inference_checkpoint
+from cocodiff_mm.utils.config_keys import ConfigError
 
 init_default_scope('mmaction')
 NUM_CLASSES = 60
@@ -164,6 +165,22 @@ def test_bad_generation_options_are_refused(text_bank_cache):
             MODELS.build(head_cfg(text_bank_cache, generation=generation))
     with pytest.raises(ValueError, match='text_mode'):
         MODELS.build(head_cfg(text_bank_cache, text_mode='medium'))
+
+
+def test_start_step_past_the_chain_is_refused_at_build(text_bank_cache):
+    """The default start (step 10 of 30) with T = 10 alone: refused when
+    the head is built, with the step of the same noise level (alpha-bar of
+    the T = 10 chain: 0.67, 0.44, 0.24, 0.11 at steps 2-5)."""
+    diffusion = dict(type='GaussianDiffusion', num_steps=10)
+    with pytest.raises(ConfigError, match=(
+            r'generation\.start_step=10 does not fit model\.cls_head\.'
+            r'diffusion\.num_steps=10 \(0-based steps 0\.\.9\).*'
+            r'is start_step=4 here')):
+        MODELS.build(head_cfg(text_bank_cache, diffusion=diffusion,
+                              generation=dict(start_step=10)))
+    for fits in (None, 0, 9):
+        MODELS.build(head_cfg(text_bank_cache, diffusion=diffusion,
+                              generation=dict(start_step=fits)))
 
 
 def open_output_layer(head):

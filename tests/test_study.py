@@ -113,7 +113,8 @@ def test_tiny_study_trains_validates_resumes_and_tests_last(
     cocodiff_options = [
         'model.cls_head.text_bank.encoder=random',
         'model.cls_head.denoiser.widths=(32,)',
-        'model.cls_head.diffusion.num_steps=5'
+        'model.cls_head.diffusion.num_steps=5',
+        'model.cls_head.generation.start_step=2'
     ]
     options = tiny_utd_options(utd_pickle, batch_size=32) + [
         'test_dataloader.dataset.pipeline.1.clip_len=16',

@@ -46,7 +46,8 @@ def lr_by_epoch(log: str) -> dict:
     """Learning rates logged in each global epoch, in order."""
     found = {}
     for match in LOSS_LINE.finditer(log):
-        lr = re.search(r' lr: (\S+)', match.group(0))
+        # The GCN's lr (the diffusion's AdamW logs diffusion.lr).
+        lr = re.search(r' gcn\.lr: (\S+)', match.group(0))
         found.setdefault(int(match.group(1)), []).append(float(lr.group(1)))
     return found
 

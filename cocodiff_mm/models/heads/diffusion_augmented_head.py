@@ -10,7 +10,7 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import PretrainedInit, initialize, normal_init
 
-from ...utils.config_keys import refuse_unknown_keys
+from ...utils.config_keys import ConfigError, refuse_unknown_keys
 from ..diffusion.gaussian_diffusion import SAMPLERS
 from ..text.text_bank import TextEmbeddingBank
 
@@ -20,6 +20,10 @@ from ..text.text_bank import TextEmbeddingBank
 #: classifier is not trained); ``joint``: CE(real) + CE(generated) + L_rec +
 #: λ·L_con.
 OBJECTIVES = ('classify', 'diffusion', 'joint')
+
+#: alpha-bar of the shipped default start (step 10 of the linear T = 30
+#: chain, ``configs/_base_/cocodiff.py``), for suggesting a start step.
+DEFAULT_START_ALPHA_BAR = 0.24
 
 #: Text guidance ablations of the paper's Table II.
 TEXT_MODES = ('both', 'fine', 'coarse', 'none')
@@ -160,6 +164,7 @@ class DiffusionAugmentedHead(GCNHead):
 
         self.diffusion = MODELS.build(
             diffusion or dict(type='GaussianDiffusion', num_steps=30))
+        self._check_start_step()
         denoiser_cfg = copy.deepcopy(
             denoiser or dict(type='ConditionalUNet1D'))
         denoiser_cfg['feat_dim'] = in_channels
@@ -201,6 +206,23 @@ class DiffusionAugmentedHead(GCNHead):
                              'through every step) or an int >= 1, got '
                              f'{grad_steps!r}')
         return options
+
+    def _check_start_step(self) -> None:
+        """Refuse a ``start_step`` past the chain when the head is built
+        (changing T alone must not fail hours later, in the first stage-1
+        step), and suggest the step of the shipped default's noise level."""
+        step = self.generation['start_step']
+        num_steps = self.diffusion.num_steps
+        if step is None or (isinstance(step, int) and 0 <= step < num_steps):
+            return
+        alpha_bar = self.diffusion.alphas_cumprod
+        nearest = int((alpha_bar - DEFAULT_START_ALPHA_BAR).abs().argmin())
+        raise ConfigError(
+            f'model.cls_head.generation.start_step={step!r} does not fit '
+            f'model.cls_head.diffusion.num_steps={num_steps} (0-based steps '
+            f'0..{num_steps - 1}); the noise level of the default (step 10 '
+            f'of 30, alpha-bar {DEFAULT_START_ALPHA_BAR}) is start_step='
+            f'{nearest} here, and None runs the full chain from T')
 
     @property
     def uses_fine_text(self) -> bool:
