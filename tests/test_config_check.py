@@ -10,7 +10,8 @@ from mmengine.config import Config
 
 from conftest import REPO
 from cocodiff_mm.engine.config_check import (check_class_texts,
-                                             check_config_keys)
+                                             check_config_keys,
+                                             check_faithfulness_target)
 from cocodiff_mm.utils.config_keys import ConfigError, ConfigKeyError
 
 CONFIG = 'configs/ctrgcn_cocodiff_demo.py'
@@ -93,3 +94,33 @@ def test_class_texts_are_checked(tmp_path, texts, message):
     assert str(error.value).startswith(f'{cfg.filename}: ')
     assert message in str(error.value)
 
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'train_cfg.stage1.faithfulness_target': 1.5},
+     'train_cfg.stage1.faithfulness_target must be a fraction in (0, 1] '
+     '(e.g. 0.8) or None, got 1.5'),
+    ({'train_cfg.stage1.faithfulness_target': '80%'},
+     "must be a fraction in (0, 1] (e.g. 0.8) or None, got '80%'"),
+    ({'train_cfg.stage1.faithfulness_target': 0.8, 'custom_hooks': []},
+     "train_cfg.stage1.faithfulness_target needs dict(type='Generation"
+     "DiagnosticsHook') in custom_hooks"),
+])
+def test_a_faithfulness_target_is_checked_before_training(options, message):
+    cfg = Config.fromfile(str(REPO / CONFIG))
+    check_faithfulness_target(cfg)  # no target: nothing to check
+    cfg.merge_from_dict({'train_cfg.stage1.faithfulness_target': 0.8})
+    check_faithfulness_target(cfg)  # a target and the shipped hooks
+    cfg.merge_from_dict(options)
+    with pytest.raises(ConfigError) as error:
+        check_faithfulness_target(cfg)
+    assert str(error.value).startswith(f'{cfg.filename}: ')
+    assert message in str(error.value)
+
+
+def test_only_stage1_takes_a_faithfulness_target():
+    cfg = Config.fromfile(str(REPO / CONFIG))
+    cfg.merge_from_dict({'train_cfg.stage2.faithfulness_target': 0.8})
+    with pytest.raises(ConfigKeyError, match='train_cfg.stage2.'
+                       'faithfulness_target is not an option'):
+        check_config_keys(cfg)

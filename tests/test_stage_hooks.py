@@ -8,20 +8,29 @@ closed forms:
   the warm-up) at stage 2's k-th iteration, then 1;
 * the stage schedulers the loop hands to the Runner are the ones it builds
   (each stage restarts the warm-up from the base lr);
-* ``StageLogResetHook``: no stage starts with the previous stage's losses.
+* ``StageLogResetHook``: no stage starts with the previous stage's losses;
+* ``train_cfg.stage1.faithfulness_target``: stage 1 ends after the epoch
+  whose faithfulness (in the message hub) meets it, stage 2 keeps its
+  epochs and learning rates, and a resume skips what the run skipped.
 
 ``StageTimerHook`` (``stage_times.json`` keeps the time spent before a
 resume) is checked across two killed-and-resumed processes in
 ``tests/test_resume_equivalence.py``.
 """
 import argparse
+import json
+import shutil
 
 import pytest
+import torch
 from mmaction.registry import HOOKS
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from cocodiff_mm.engine.hooks.generation_diagnostics_hook import \
+    FAITHFULNESS_INFO
+from cocodiff_mm.utils.config_keys import ConfigError
 from conftest import tiny_options
 
 pytestmark = pytest.mark.usefixtures('single_thread')
@@ -140,3 +149,132 @@ def test_each_stage_starts_with_its_own_logs(full_run):
     assert 'train/loss_cls' not in stages['diffusion'][0]['logged']
     assert 'train/loss_rec' in stages['diffusion'][-1]['logged']
     assert 'train/loss_rec' not in stages['joint'][0]['logged']
+
+
+# ----------------------------------------------------------------------
+# Stage 1 ending early on class faithfulness (faithfulness_target)
+# ----------------------------------------------------------------------
+@HOOKS.register_module(force=True)
+class PlannedFaithfulnessHook(Hook):
+    """Overrides the measured stage-1 faithfulness with planned values
+    (after GenerationDiagnosticsHook, before CheckpointHook saves it)."""
+
+    priority = 80  # LOW is 70, VERY_LOW 90
+
+    def __init__(self, values):
+        self.values = values
+
+    def after_train_epoch(self, runner):
+        stage = runner.train_loop.stage
+        if stage.index == 1:
+            runner.message_hub.update_info(
+                FAITHFULNESS_INFO, self.values[runner.epoch - stage.begin])
+
+
+def early_stage1_runner(work_dir, ntu60_pickle, bank_dir, target):
+    """Stage 0: 1 epoch, stage 1: at most 3, stage 2: 1; the planned
+    faithfulness is 0.2 after stage 1's first epoch, 0.9 after its second."""
+    extra = {'train_cfg.stage1.epochs': 3, 'train_cfg.stage2.epochs': 1}
+    if target is not None:
+        extra['train_cfg.stage1.faithfulness_target'] = target
+    cfg_runner = build_runner(work_dir, ntu60_pickle, bank_dir, **extra)
+    cfg_runner.register_hook(
+        PlannedFaithfulnessHook([0.2, 0.9, 0.95]), priority=80)
+    return cfg_runner
+
+
+def diffusion_state(path):
+    state = torch.load(path, map_location='cpu',
+                       weights_only=False)['state_dict']
+    return {k: v for k, v in state.items()
+            if k.startswith(('cls_head.denoiser', 'cls_head.loss_text'))}
+
+
+@pytest.fixture(scope='module')
+def early_runs(tmp_path_factory, ntu60_pickle, text_bank_cache):
+    runs = {}
+    for name, target in (('fixed', None), ('early', 0.8)):
+        work = tmp_path_factory.mktemp(f'stage1_{name}')
+        runner = early_stage1_runner(work, ntu60_pickle, text_bank_cache,
+                                     target)
+        runner.train()
+        runs[name] = runner, recorder(runner).records, work
+    return runs
+
+
+def test_stage1_ends_when_faithful_and_stage2_keeps_its_schedule(
+        early_runs):
+    _, fixed, fixed_dir = early_runs['fixed']
+    _, early, early_dir = early_runs['early']
+    # Stage 1 trained its 3 epochs without a target, 2 with one (0.9 >=
+    # 0.8 after the second); stage 2 starts at global epoch 4 either way.
+    assert sorted({r['epoch'] for r in by_stage(fixed)['diffusion']}) == [
+        1, 2, 3]
+    assert sorted({r['epoch'] for r in by_stage(early)['diffusion']}) == [
+        1, 2]
+    for records in (fixed, early):
+        assert {r['epoch'] for r in by_stage(records)['joint']} == {4}
+    # The schedulers stepped through the skipped epoch: stage 2 sees the
+    # same learning rates, iteration by iteration, and the same counter.
+    assert [(r['iter'], r['lr'], r['diffusion_lrs'])
+            for r in by_stage(early)['joint']] == [
+                (r['iter'], r['lr'], r['diffusion_lrs'])
+                for r in by_stage(fixed)['joint']]
+    # stage1_final.pth holds the diffusion as the target met it, and
+    # resumes into stage 2.
+    final = diffusion_state(early_dir / 'stage1_final.pth')
+    after_epoch2 = diffusion_state(early_dir / 'epoch_3.pth')
+    assert final and all(torch.equal(final[k], after_epoch2[k])
+                         for k in final)
+    fixed_final = diffusion_state(fixed_dir / 'stage1_final.pth')
+    assert not all(torch.equal(final[k], fixed_final[k]) for k in final)
+    meta = torch.load(early_dir / 'stage1_final.pth', map_location='cpu',
+                      weights_only=False)['meta']
+    assert meta['epoch'] == 4
+    log = next(early_dir.rglob('*.log')).read_text()
+    assert 'recognises 90.0% of the generated validation features ' \
+        '(target 80.0%); skipping its epochs 3-3' in log
+
+
+def test_measured_faithfulness_reaches_the_message_hub(early_runs):
+    runner, _, work = early_runs['fixed']
+    # The real hook wrote the stage-1 gen_acc (single process: the
+    # all-rank mean is the rank's own); the planned hook then replaced it.
+    lines = [json.loads(line) for line in
+             (work / 'generation_diagnostics.jsonl').read_text().splitlines()]
+    stage1 = [line for line in lines if line['objective'] == 'diffusion']
+    assert len(stage1) == 3 and all(
+        0 <= line['gen_acc'] <= 1 and line['num_samples'] > 0
+        for line in stage1)
+    assert runner.message_hub.get_info(FAITHFULNESS_INFO) == 0.95
+
+
+def test_resume_after_the_early_end_skips_what_the_run_skipped(
+        early_runs, tmp_path, ntu60_pickle, text_bank_cache):
+    early_runner, _, early_dir = early_runs['early']
+    work = tmp_path / 'resumed'
+    work.mkdir()
+    shutil.copy(early_dir / 'epoch_3.pth', work / 'epoch_3.pth')
+    runner = early_stage1_runner(work, ntu60_pickle, text_bank_cache, 0.8)
+    runner._resume = True
+    runner._load_from = str(work / 'epoch_3.pth')
+    runner.train()
+    records = recorder(runner).records
+    assert 'diffusion' not in by_stage(records)
+    resumed = runner.model.state_dict()
+    uninterrupted = early_runner.model.state_dict()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+
+
+def test_the_loop_refuses_a_target_without_the_hook(tmp_path, ntu60_pickle,
+                                                    text_bank_cache):
+    """Also for a Runner built outside tools/ (where the config check
+    runs first)."""
+    runner = build_runner(
+        tmp_path, ntu60_pickle, text_bank_cache,
+        **{'train_cfg.stage1.faithfulness_target': 0.8,
+           'custom_hooks': [dict(type='StageTimerHook')]})
+    with pytest.raises(ConfigError, match='needs dict.type=.Generation'
+                       'DiagnosticsHook.. in custom_hooks'):
+        runner.train()
+    assert not list(tmp_path.glob('*.pth'))

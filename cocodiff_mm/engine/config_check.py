@@ -13,7 +13,7 @@ from mmengine.config import Config
 
 from ..utils.config_keys import (ConfigError, ConfigKeyError,
                                  accepted_arguments, refuse_unknown_keys)
-from .stage_plan import STAGE_KEYS
+from .stage_plan import STAGE_KEYS, faithfulness_target
 
 def _registered(registry, type_name):
     """The class registered as ``type_name`` (or the class itself), else
@@ -74,8 +74,8 @@ def find_unknown_keys(cfg: Config) -> None:
                                               'dataloader')) | {'type'},
             'train_cfg')
         for index in range(3):
-            refuse_unknown_keys(train_cfg.get(f'stage{index}'), STAGE_KEYS,
-                                f'train_cfg.stage{index}')
+            refuse_unknown_keys(train_cfg.get(f'stage{index}'),
+                                STAGE_KEYS[index], f'train_cfg.stage{index}')
     head = (cfg.get('model') or {}).get('cls_head') or {}
     if _registered(MODELS, head.get('type')) is DiffusionAugmentedHead:
         field = 'model.cls_head'
@@ -123,3 +123,26 @@ def check_class_texts(cfg: Config) -> None:
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise ConfigError(f'{cfg.filename}: model.cls_head.text_bank.texts='
                           f'{texts!r}: {error}') from None
+
+
+def check_faithfulness_target(cfg: Config) -> None:
+    """Check ``train_cfg.stage1.faithfulness_target`` before training.
+
+    The target must be a fraction in (0, 1], and a
+    ``GenerationDiagnosticsHook`` in ``custom_hooks`` must measure it; the
+    loop checks the same when it is built, after the work dir exists.
+
+    Raises:
+        ConfigError: ``<config>: train_cfg.stage1.faithfulness_target ...``.
+    """
+    train_cfg = cfg.get('train_cfg') or {}
+    try:
+        target = faithfulness_target(train_cfg.get('stage1'))
+    except ConfigError as error:
+        raise ConfigError(f'{cfg.filename}: {error}') from None
+    hooks = [hook.get('type') for hook in cfg.get('custom_hooks') or []]
+    if target is not None and 'GenerationDiagnosticsHook' not in hooks:
+        raise ConfigError(
+            f'{cfg.filename}: train_cfg.stage1.faithfulness_target needs '
+            "dict(type='GenerationDiagnosticsHook') in custom_hooks: it "
+            'measures the class faithfulness the target is checked on')

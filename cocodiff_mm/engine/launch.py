@@ -14,7 +14,8 @@ from .checkpoint_safety import (configure_checkpoint_loading,
 from .cpu_allocator import keep_freed_memory
 from .device import configure_device
 from ..utils.config_keys import ConfigError
-from .config_check import check_class_texts, check_config_keys
+from .config_check import (check_class_texts, check_config_keys,
+                           check_faithfulness_target)
 from .preflight import PreflightError, check_data
 
 
@@ -90,6 +91,7 @@ def _check_config_and_data(cfg: Config, loaders: Tuple[str, ...],
     check_config_keys(cfg)
     if 'train_dataloader' in loaders:  # the text bank is built to train
         check_class_texts(cfg)
+        check_faithfulness_target(cfg)
     if data_too:
         check_data(cfg, loaders)
 

@@ -9,13 +9,18 @@ import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..utils.config_keys import refuse_unknown_keys
+from ..utils.config_keys import ConfigError, refuse_unknown_keys
 
 #: Where stage 1 gets its GCN (the paper's Table V).
 STAGE1_SOURCES = ('pretrained', 'untrained', 'none')
 
-#: Keys of one stage in ``train_cfg.stage{0,1,2}``.
-STAGE_KEYS = ('epochs', 'param_scheduler')
+#: Keys of each stage in ``train_cfg.stage{0,1,2}``; stage 1 may end
+#: early, once its generated features are class-faithful enough.
+STAGE_KEYS = {
+    0: ('epochs', 'param_scheduler'),
+    1: ('epochs', 'param_scheduler', 'faithfulness_target'),
+    2: ('epochs', 'param_scheduler'),
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,11 @@ class Stage:
         epochs (int): Number of epochs.
         param_scheduler (list): The stage's schedulers, epochs relative to
             the stage's start.
+        faithfulness_target (float, optional): Stage 1 only: the stage
+            ends after the first epoch at which the frozen classifier puts
+            at least this fraction of generated validation features in
+            their class (``GenerationDiagnosticsHook``); ``epochs`` is
+            then the most it runs. None: always ``epochs``.
     """
 
     index: int
@@ -38,6 +48,7 @@ class Stage:
     begin: int
     epochs: int
     param_scheduler: Tuple[Dict, ...] = field(default_factory=tuple)
+    faithfulness_target: Optional[float] = None
 
     @property
     def end(self) -> int:
@@ -78,6 +89,19 @@ def _stage_epochs(cfg: Optional[Dict], name: str) -> int:
     return epochs
 
 
+def faithfulness_target(cfg: Optional[Dict]) -> Optional[float]:
+    """Stage 1's ``faithfulness_target``, validated."""
+    target = (cfg or {}).get('faithfulness_target')
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, (int, float)) \
+            or not 0 < target <= 1:
+        raise ConfigError(
+            'train_cfg.stage1.faithfulness_target must be a fraction in '
+            f'(0, 1] (e.g. 0.8) or None, got {target!r}')
+    return float(target)
+
+
 def plan_stages(stage0: Optional[Dict],
                 stage1: Optional[Dict],
                 stage2: Optional[Dict],
@@ -106,7 +130,8 @@ def plan_stages(stage0: Optional[Dict],
         raise ValueError(f'train_cfg.stage1_source must be one of '
                          f'{STAGE1_SOURCES}, got {stage1_source!r}')
     for index, cfg in enumerate((stage0, stage1, stage2)):
-        refuse_unknown_keys(cfg, STAGE_KEYS, f'train_cfg.stage{index}')
+        refuse_unknown_keys(cfg, STAGE_KEYS[index],
+                            f'train_cfg.stage{index}')
     wanted = []
     if stage1_source == 'pretrained' and not has_pretrained:
         wanted.append((0, stage0))
@@ -126,7 +151,8 @@ def plan_stages(stage0: Optional[Dict],
             schedulers = [schedulers]
         stages.append(
             Stage(index, STAGE_NAMES[index], begin, epochs,
-                  tuple(copy.deepcopy(list(schedulers)))))
+                  tuple(copy.deepcopy(list(schedulers))),
+                  faithfulness_target(cfg) if index == 1 else None))
         begin += epochs
     if not stages or stages[-1].index != 2:
         raise ValueError('train_cfg.stage2.epochs must be > 0: stage 2 trains '

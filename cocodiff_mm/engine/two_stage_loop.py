@@ -3,15 +3,19 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmaction.registry import LOOPS
+from mmengine.hooks import ParamSchedulerHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
+from ..utils.config_keys import ConfigError
 from .atomic_checkpoints import use_atomic_local_files
 from .checkpoint_safety import allow_mmengine_checkpoint_types
 from .epoch_seed import FEATURE_STREAM, epoch_seed, seed_epoch, seeded_rng
 from .feature_cache import PooledFeatureCache
 from .gradient_sync import CrossRankGradientMean
+from .hooks.generation_diagnostics_hook import (FAITHFULNESS_INFO,
+                                                GenerationDiagnosticsHook)
 from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
 from .reinit import reinitialize
 from .stage_plan import Stage, plan_stages, shift_schedulers, stage_at
@@ -46,6 +50,16 @@ class TwoStageLoop(EpochBasedTrainLoop):
     cleared at each stage's start. A checkpoint ``stage{k}_final.pth`` is
     written at the end of each stage.
 
+    Stage 1 can end early: with ``stage1=dict(epochs=60,
+    faithfulness_target=0.8)`` it trains until the frozen classifier puts
+    80 % of generated validation features in their class (measured by
+    :class:`GenerationDiagnosticsHook` after each epoch, kept in the
+    message hub and so in every checkpoint), for at most 60 epochs. Its
+    remaining epochs are skipped, not removed: the schedulers still step
+    through them, so stage 2 starts at the same global epoch with the same
+    schedule whenever stage 1 ended, and a resumed run skips what the
+    uninterrupted run skipped.
+
     The loop keeps the stages and the switching of the model between them.
     Per-iteration and per-epoch jobs are hooks that CoCoDiff configs add in
     ``custom_hooks`` (``configs/_base_/cocodiff.py``):
@@ -57,8 +71,9 @@ class TwoStageLoop(EpochBasedTrainLoop):
         runner (Runner): The runner.
         dataloader (DataLoader | dict): The training dataloader.
         stage2 (dict): ``dict(epochs=..., param_scheduler=[...])``.
-        stage1 (dict, optional): Same, for stage 1. Defaults to
-            ``dict(epochs=0)``.
+        stage1 (dict, optional): Same, for stage 1, which also takes
+            ``faithfulness_target`` (a fraction, see above; needs a
+            ``GenerationDiagnosticsHook``). Defaults to ``dict(epochs=0)``.
         stage0 (dict, optional): Same, for stage 0. Defaults to
             ``dict(epochs=0)``.
         pretrained (str, optional): Checkpoint of a trained GCN for stage 1
@@ -119,6 +134,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
         self._feature_cache: Optional[PooledFeatureCache] = None
         self._gradient_mean: Optional[CrossRankGradientMean] = None
         self._active: Optional[Stage] = None
+        self._skipping: Optional[int] = None  # the stage ended early
         self._check_model()
 
     # ------------------------------------------------------------------
@@ -138,6 +154,12 @@ class TwoStageLoop(EpochBasedTrainLoop):
                 'TwoStageLoop needs model.cls_head of type '
                 'DiffusionAugmentedHead, got '
                 f'{type(head).__name__}')
+        has_target = any(s.faithfulness_target for s in self.stages)
+        if has_target and self._diagnostics_hook() is None:
+            raise ConfigError(
+                'train_cfg.stage1.faithfulness_target needs '
+                "dict(type='GenerationDiagnosticsHook') in custom_hooks: it "
+                'measures the class faithfulness the target is checked on')
         if self.pretrained is not None and self.stage1_source == 'pretrained':
             # Read now: a bad path or mismatch fails before any training.
             self._pretrained_state = read_gcn_checkpoint(
@@ -170,6 +192,9 @@ class TwoStageLoop(EpochBasedTrainLoop):
         # mmengine keeps no random state in checkpoints: seed per epoch, so
         # a resumed run draws what the uninterrupted one drew.
         seed_epoch(self.runner.seed, self._epoch)
+        if self._reached_faithfulness(stage):
+            self._skip_epoch(stage)
+            return
         if self._active != stage:
             self._enter_stage(stage, fresh=self._epoch == stage.begin)
         self.runner.logger.info(
@@ -183,12 +208,57 @@ class TwoStageLoop(EpochBasedTrainLoop):
         for idx, data_batch in enumerate(self._epoch_batches()):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
+        self._end_epoch(stage)
+
+    def _end_epoch(self, stage: Stage) -> None:
+        """Move the epoch counter on; save the stage's final checkpoint."""
         if self._epoch + 1 == stage.end and stage is not self.stages[-1]:
             # Before the counter moves on, like CheckpointHook: the saved
             # epoch is the next one to run, the first of the next stage.
             self.runner.save_checkpoint(
                 self.runner.work_dir, f'stage{stage.index}_final.pth')
         self._epoch += 1
+
+    # ------------------------------------------------------------------
+    # Ending stage 1 early (faithfulness_target)
+    # ------------------------------------------------------------------
+    def _diagnostics_hook(self) -> Optional[GenerationDiagnosticsHook]:
+        return next((hook for hook in self.runner.hooks
+                     if isinstance(hook, GenerationDiagnosticsHook)), None)
+
+    def _reached_faithfulness(self, stage: Stage) -> bool:
+        """Whether ``stage`` has met its faithfulness target already."""
+        if not stage.faithfulness_target or self._epoch == stage.begin:
+            return False
+        faithfulness = self.runner.message_hub.get_info(FAITHFULNESS_INFO)
+        reached = (faithfulness is not None
+                   and faithfulness >= stage.faithfulness_target)
+        if reached and self._skipping != stage.index:
+            self._skipping = stage.index
+            self.runner.logger.info(
+                f'Stage {stage.index}: the frozen classifier recognises '
+                f'{faithfulness:.1%} of the generated validation features '
+                f'(target {stage.faithfulness_target:.1%}); skipping its '
+                f'epochs {self._epoch - stage.begin + 1}-{stage.epochs}')
+        return reached
+
+    def _skip_epoch(self, stage: Stage) -> None:
+        """Pass an epoch of a stage that has ended early without training.
+
+        The schedulers step as if the epoch had trained (per iteration and
+        per epoch), through mmengine's own ``ParamSchedulerHook``, so the
+        next stage's schedule starts where the config puts it.
+        """
+        scheduler_hooks = [hook for hook in self.runner.hooks
+                           if isinstance(hook, ParamSchedulerHook)]
+        for idx in range(len(self.dataloader)):
+            self._reset_lr_if_stage_ends(stage)
+            for hook in scheduler_hooks:
+                hook.after_train_iter(self.runner, idx)
+            self._iter += 1
+        for hook in scheduler_hooks:
+            hook.after_train_epoch(self.runner)
+        self._end_epoch(stage)
 
     def run_iter(self, idx: int, data_batch: Union[Sequence[dict],
                                                     Dict]) -> None:
@@ -202,7 +272,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
         else:
             outputs = self.runner.model.train_step(
                 data_batch, optim_wrapper=self.runner.optim_wrapper)
-        self._reset_lr_if_stage_ends()
+        self._reset_lr_if_stage_ends(self._active)
         self.runner.call_hook(
             'after_train_iter',
             batch_idx=idx,
@@ -290,14 +360,13 @@ class TwoStageLoop(EpochBasedTrainLoop):
             return [w.optimizer for w in wrapper.optim_wrappers.values()]
         return [wrapper.optimizer]
 
-    def _reset_lr_if_stage_ends(self) -> None:
-        """At a stage's last iteration, put every lr back to its base value.
+    def _reset_lr_if_stage_ends(self, stage: Stage) -> None:
+        """At ``stage``'s last iteration, put every lr back to its base.
 
         Runs before the scheduler hook steps, so the next stage's first
         scheduler value (e.g. a warm-up start) is computed from the base lr
         and not from the previous stage's decayed one.
         """
-        stage = self._active
         last_epoch = self._epoch + 1 == stage.end
         last_iter = (self._iter + 1) % len(self.dataloader) == 0
         if not (last_epoch and last_iter) or stage is self.stages[-1]:

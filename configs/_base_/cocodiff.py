@@ -11,6 +11,9 @@
 #   model.cls_head.loss_text.loss_weight=0.5     (lambda, Table III)
 #   model.cls_head.text_mode=fine                (both|fine|coarse|none, II)
 #   train_cfg.stage1_source=untrained            (pretrained|untrained|none, V)
+#   train_cfg.stage1.faithfulness_target=0.8     (end stage 1 once the frozen
+#       classifier recognises 80 % of generated validation features;
+#       stage1.epochs is then the cap)
 #   train_cfg.pretrained=work_dirs/ctrgcn_ntu60_xsub/best_acc_top1_epoch_88.pth
 #   model.cls_head.text_bank.encoder=minilm      (offline; or random: tests)
 cocodiff_head = dict(

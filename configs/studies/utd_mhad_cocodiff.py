@@ -51,6 +51,11 @@ arms = [
          config='configs/ctrgcn_cocodiff_utd_mhad_dev_paper_literal.py',
          init_from='baseline', cfg_options=[_minilm],
          description='conv UNet, gradients through all 30 steps'),
+    dict(name='stage1_faithful', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'train_cfg.stage1.faithfulness_target=0.8'],
+         description='stage 1 ends once the frozen classifier recognises '
+         '80 % of generated validation features (at most the budget\'s '
+         'stage-1 epochs)'),
 ]
 
 _no_workers = []

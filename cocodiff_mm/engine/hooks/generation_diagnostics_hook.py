@@ -5,12 +5,18 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from mmaction.registry import HOOKS
+from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
 from ...analysis.feature_diagnostics import (accuracy, class_mean_distances,
                                              class_means, diversity)
 from ..feature_cache import PooledFeatureCache
 from .stage_info import unwrapped_model
+
+#: Runtime-info key of the message hub (saved in every checkpoint): the
+#: class faithfulness of the latest stage-1 measurement, over all ranks.
+#: ``TwoStageLoop`` ends stage 1 early on it (``faithfulness_target``).
+FAITHFULNESS_INFO = 'stage1_faithfulness'
 
 
 @HOOKS.register_module()
@@ -33,7 +39,10 @@ class GenerationDiagnosticsHook(Hook):
       the real features.
 
     The values go to the log, the visualizer (``diag/*``) and one JSON line
-    per epoch in ``<work_dir>/generation_diagnostics.jsonl``. The work runs
+    per epoch in ``<work_dir>/generation_diagnostics.jsonl``. In stage 1,
+    ``gen_acc`` over all ranks also goes to the message hub's runtime info
+    (:data:`FAITHFULNESS_INFO`), where the loop reads its
+    ``train_cfg.stage1.faithfulness_target``. The work runs
     under its own random seed, so adding the hook leaves training's random
     stream (and hence its result) unchanged. In stage 1 the real features
     are extracted once (the GCN is frozen). Under DDP each rank measures
@@ -87,6 +96,10 @@ class GenerationDiagnosticsHook(Hook):
                 values = self.measure(model, runner.val_loop.dataloader)
             finally:
                 model.train(was_training)
+        if head.objective == 'diffusion':
+            runner.message_hub.update_info(
+                FAITHFULNESS_INFO,
+                _mean_over_ranks(values['gen_acc'], values['num_samples']))
         values = dict(epoch=runner.epoch + 1, objective=head.objective,
                       **values)
         runner.logger.info('Generation diagnostics: ' + ', '.join(
@@ -112,7 +125,8 @@ class GenerationDiagnosticsHook(Hook):
             dataloader (DataLoader): Validation data.
 
         Returns:
-            dict[str, float]: The values described in the class docstring.
+            dict[str, float]: The values described in the class docstring,
+            and ``num_samples`` (int), the clips they were measured on.
         """
         head = model.cls_head
         if head.objective == 'diffusion' and self._frozen_features:
@@ -127,6 +141,7 @@ class GenerationDiagnosticsHook(Hook):
         gen_dist = class_mean_distances(generated, labels, means)
         real_dist = class_mean_distances(pooled, labels, means)
         return dict(
+            num_samples=len(labels),
             real_acc=accuracy(head.fc(pooled), labels),
             gen_acc=accuracy(head.fc(generated), labels),
             div_real=diversity(pooled, self.num_div_pairs, generator),
@@ -142,6 +157,14 @@ class GenerationDiagnosticsHook(Hook):
         batches = _FirstBatches(dataloader, self.max_samples)
         cache = PooledFeatureCache.extract(model, batches)
         return cache.pooled[:self.max_samples], cache.labels[:self.max_samples]
+
+
+def _mean_over_ranks(value: float, count: int) -> float:
+    """The mean of a per-rank mean over every rank's samples, so that all
+    ranks take the same decision from it (identity without DDP)."""
+    totals = torch.tensor([value * count, float(count)], dtype=torch.float64)
+    all_reduce(totals, op='sum')
+    return float(totals[0] / totals[1])
 
 
 class _FirstBatches:
