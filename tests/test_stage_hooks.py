@@ -177,10 +177,10 @@ def early_stage1_runner(work_dir, ntu60_pickle, bank_dir, target):
     extra = {'train_cfg.stage1.epochs': 3, 'train_cfg.stage2.epochs': 1}
     if target is not None:
         extra['train_cfg.stage1.faithfulness_target'] = target
-    cfg_runner = build_runner(work_dir, ntu60_pickle, bank_dir, **extra)
-    cfg_runner.register_hook(
+    runner = build_runner(work_dir, ntu60_pickle, bank_dir, **extra)
+    runner.register_hook(
         PlannedFaithfulnessHook([0.2, 0.9, 0.95]), priority=80)
-    return cfg_runner
+    return runner
 
 
 def diffusion_state(path):

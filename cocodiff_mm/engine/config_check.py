@@ -13,7 +13,8 @@ from mmengine.config import Config
 
 from ..utils.config_keys import (ConfigError, ConfigKeyError,
                                  accepted_arguments, refuse_unknown_keys)
-from .stage_plan import STAGE_KEYS, faithfulness_target
+from .stage_plan import (FAITHFULNESS_NEEDS_HOOK, STAGE_KEYS,
+                         faithfulness_target)
 
 def _registered(registry, type_name):
     """The class registered as ``type_name`` (or the class itself), else
@@ -142,7 +143,4 @@ def check_faithfulness_target(cfg: Config) -> None:
         raise ConfigError(f'{cfg.filename}: {error}') from None
     hooks = [hook.get('type') for hook in cfg.get('custom_hooks') or []]
     if target is not None and 'GenerationDiagnosticsHook' not in hooks:
-        raise ConfigError(
-            f'{cfg.filename}: train_cfg.stage1.faithfulness_target needs '
-            "dict(type='GenerationDiagnosticsHook') in custom_hooks: it "
-            'measures the class faithfulness the target is checked on')
+        raise ConfigError(f'{cfg.filename}: {FAITHFULNESS_NEEDS_HOOK}')

@@ -89,6 +89,14 @@ def _stage_epochs(cfg: Optional[Dict], name: str) -> int:
     return epochs
 
 
+#: Why a faithfulness target without its measuring hook is refused (both
+#: before the work dir exists, by ``tools/``, and by the loop itself).
+FAITHFULNESS_NEEDS_HOOK = (
+    'train_cfg.stage1.faithfulness_target needs '
+    "dict(type='GenerationDiagnosticsHook') in custom_hooks: it measures "
+    'the class faithfulness the target is checked on')
+
+
 def faithfulness_target(cfg: Optional[Dict]) -> Optional[float]:
     """Stage 1's ``faithfulness_target``, validated."""
     target = (cfg or {}).get('faithfulness_target')

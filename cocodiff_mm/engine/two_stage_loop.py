@@ -18,7 +18,8 @@ from .hooks.generation_diagnostics_hook import (FAITHFULNESS_INFO,
                                                 GenerationDiagnosticsHook)
 from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
 from .reinit import reinitialize
-from .stage_plan import Stage, plan_stages, shift_schedulers, stage_at
+from .stage_plan import (FAITHFULNESS_NEEDS_HOOK, Stage, plan_stages,
+                         shift_schedulers, stage_at)
 
 
 @LOOPS.register_module()
@@ -156,10 +157,7 @@ class TwoStageLoop(EpochBasedTrainLoop):
                 f'{type(head).__name__}')
         has_target = any(s.faithfulness_target for s in self.stages)
         if has_target and self._diagnostics_hook() is None:
-            raise ConfigError(
-                'train_cfg.stage1.faithfulness_target needs '
-                "dict(type='GenerationDiagnosticsHook') in custom_hooks: it "
-                'measures the class faithfulness the target is checked on')
+            raise ConfigError(FAITHFULNESS_NEEDS_HOOK)
         if self.pretrained is not None and self.stage1_source == 'pretrained':
             # Read now: a bad path or mismatch fails before any training.
             self._pretrained_state = read_gcn_checkpoint(
