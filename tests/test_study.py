@@ -1,6 +1,7 @@
 """tools/study.py: spec checks, paired statistics, and a real tiny study."""
 import json
 import math
+import os
 import pickle
 import textwrap
 
@@ -93,6 +94,62 @@ def test_diagnostics_against_closed_forms():
     assert values['own'] == pytest.approx(2.0)
     assert values['nearest_other'] == pytest.approx(2.0)
     assert values['ratio'] == pytest.approx(1.0)
+
+
+def fake_tools(commands):
+    """An ``execute`` for :class:`StudyRunner` that records each command and
+    leaves what the real tools would: a checkpoint, or a metrics file."""
+
+    def execute(command, log_path):
+        commands.append(command)
+        if command[1] == 'tools/train.py':
+            train_dir = command[command.index('--work-dir') + 1]
+            os.makedirs(train_dir, exist_ok=True)
+            open(os.path.join(train_dir, 'best_acc_top1_epoch_1.pth'),
+                 'w').close()
+        else:
+            out = command[command.index('--metrics-out') + 1]
+            with open(out, 'w') as file:
+                json.dump({'acc/top1': 0.5}, file)
+        return 0
+
+    return execute
+
+
+def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
+    """One process per seed can share a machine: each trains and tests its
+    own seed, and refuses a seed the budget does not have."""
+    spec = load_study_spec(str(write_spec(tmp_path / 'spec.py', """
+        name = 's'
+        baseline = 'baseline'
+        final = ['baseline', 'cocodiff']
+        seeds = [0, 1, 2]
+        arms = [
+            dict(name='baseline', config='configs/ctrgcn_utd_mhad_dev.py'),
+            dict(name='cocodiff',
+                 config='configs/ctrgcn_cocodiff_utd_mhad_dev.py',
+                 init_from='baseline'),
+        ]
+        budgets = dict(cpu=dict(epochs=1, stage1_epochs=1))
+        """)), root=str(REPO))
+    commands = []
+    work = str(tmp_path / 'runs')
+    runner = StudyRunner(spec, 'cpu', work, str(REPO),
+                         execute=fake_tools(commands), echo=lambda _: None,
+                         seeds=[1])
+    runner.run_all()
+    trained = [c[c.index('--seed') + 1] for c in commands
+               if c[1] == 'tools/train.py']
+    assert trained == ['1', '1']
+    # Seeds 0 and 2 have no validation result, yet seed 1 may be tested.
+    runner.run_test(spec.final)
+    tested = [c for c in commands if 'test_dataloader.dataset.split='
+              'xsub_val' in c]
+    assert len(tested) == 2 and all('/seed1/' in c[3] for c in tested)
+    assert '| cocodiff | 1 |' in runner.table()
+    with pytest.raises(StudySpecError, match=r'seeds \[7\] are not in '
+                       r"budget 'cpu'; its seeds: \[0, 1, 2\]"):
+        StudyRunner(spec, 'cpu', work, str(REPO), seeds=[1, 7])
 
 
 def dumped_top1(path, expected_count: int) -> float:

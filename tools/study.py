@@ -4,6 +4,8 @@ tools/test.py, then a markdown table (see cocodiff_mm/analysis/study.py).
     python tools/study.py configs/studies/utd_mhad_cocodiff.py --budget cpu
     python tools/study.py SPEC --budget cpu --test        # final arms only
     python tools/study.py SPEC --budget cpu --table       # table so far
+    python tools/study.py SPEC --budget cpu --seeds 3 &   # one process per
+    python tools/study.py SPEC --budget cpu --seeds 4 &   # seed, side by side
 
 Finished runs are skipped and interrupted ones resume, so the command can
 be rerun (e.g. under nohup) until the table is complete.
@@ -29,6 +31,12 @@ def main() -> int:
     parser.add_argument(
         '--arms', nargs='+', help='only these arms (default: all)')
     parser.add_argument(
+        '--seeds',
+        nargs='+',
+        type=int,
+        help='only these of the budget\'s seeds (default: all); the table '
+        'still shows every finished seed')
+    parser.add_argument(
         '--test',
         nargs='*',
         metavar='ARM',
@@ -40,7 +48,8 @@ def main() -> int:
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     try:
         spec = load_study_spec(args.spec, root=str(ROOT))
-        runner = StudyRunner(spec, args.budget, args.work_root, str(ROOT))
+        runner = StudyRunner(
+            spec, args.budget, args.work_root, str(ROOT), seeds=args.seeds)
         if args.test is not None:
             runner.run_test(args.test or spec.final)
         elif not args.table:

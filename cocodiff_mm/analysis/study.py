@@ -235,6 +235,10 @@ class StudyRunner:
             command and returns its exit status; the default runs it in
             ``root`` with its output in ``log_path``. Defaults to None.
         echo (callable): Progress printer. Defaults to ``print``.
+        seeds (sequence[int], optional): Run and test only these of the
+            budget's seeds (e.g. one seed per process, to share a machine's
+            cores); the table still covers all of them. Defaults to None
+            (all).
     """
 
     def __init__(self,
@@ -244,12 +248,19 @@ class StudyRunner:
                  root: str = '.',
                  python: str = sys.executable,
                  execute: Optional[Callable[[List[str], str], int]] = None,
-                 echo: Callable[[str], None] = print) -> None:
+                 echo: Callable[[str], None] = print,
+                 seeds: Optional[Sequence[int]] = None) -> None:
         if budget not in spec.budgets:
             raise StudySpecError(f'{spec.path}: no budget {budget!r}; '
                                  f'budgets: {sorted(spec.budgets)}')
         self.spec = spec
         self.budget = spec.budgets[budget]
+        unknown = sorted(set(seeds or ()) - set(self.budget.seeds))
+        if unknown:
+            raise StudySpecError(
+                f'{spec.path}: seeds {unknown} are not in budget '
+                f'{budget!r}; its seeds: {list(self.budget.seeds)}')
+        self.seeds = tuple(seeds) if seeds else self.budget.seeds
         self.root = root
         self.work_root = work_root or osp.join(
             root, 'work_dirs', 'studies', f'{spec.name}_{budget}')
@@ -351,14 +362,16 @@ class StudyRunner:
     # Runs
     # ------------------------------------------------------------------
     def runs(self) -> List[Tuple[Arm, int]]:
-        """Every (arm, seed), arm by arm in spec order."""
+        """Every (arm, seed) of the budget, arm by arm in spec order."""
         return [(arm, seed) for arm in self.spec.arms
                 for seed in self.budget.seeds]
 
     def run_all(self, arms: Optional[Sequence[str]] = None) -> None:
-        """Train and validate every unfinished run (of ``arms``)."""
+        """Train and validate every unfinished run (of ``arms``, of the
+        runner's seeds)."""
         todo = [(arm, seed) for arm, seed in self.runs()
-                if arms is None or arm.name in arms]
+                if (arms is None or arm.name in arms)
+                and seed in self.seeds]
         started, durations = time.perf_counter(), []
         for number, (arm, seed) in enumerate(todo, 1):
             if self.read_result(arm, seed) is not None:
@@ -424,13 +437,13 @@ class StudyRunner:
         """
         chosen = [self.spec.arm(name) for name in arms]
         missing = [f'{arm.name} seed {seed}' for arm in chosen
-                   for seed in self.budget.seeds
+                   for seed in self.seeds
                    if self.read_result(arm, seed) is None]
         if missing:
             raise RuntimeError('test split refused: validation runs not '
                                f'finished: {", ".join(missing)}')
         for arm in chosen:
-            for seed in self.budget.seeds:
+            for seed in self.seeds:
                 result = self.read_result(arm, seed)
                 if 'test' in result:
                     continue

@@ -12,7 +12,7 @@ baseline = 'baseline'
 final = ['baseline', 'cocodiff', 'random_encoder']
 val_split = 'xsub_dev_val'
 test_split = 'xsub_val'
-seeds = [0, 1, 2]
+seeds = [0, 1, 2, 3, 4]
 
 _cocodiff = 'configs/ctrgcn_cocodiff_utd_mhad_dev.py'
 _minilm = 'model.cls_head.text_bank.encoder=minilm'
@@ -56,6 +56,27 @@ arms = [
          description='stage 1 ends once the frozen classifier recognises '
          '80 % of generated validation features (at most the budget\'s '
          'stage-1 epochs)'),
+    # Stage-2 levers (issue 10), each against `cocodiff`.
+    dict(name='gen_no_ramp', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'custom_hooks.0.warmup_epochs=0'],
+         description='stage 2: CE on generated features at full weight from '
+         'the first iteration (default: ramped up over 5 epochs)'),
+    dict(name='gen_weight_half', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.loss_gen_weight=0.5'],
+         description='stage 2: CE on generated features weighted 0.5 '
+         '(default 1.0)'),
+    dict(name='real_attached', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.detach_real=False'],
+         description='stage 2: the diffusion losses also train the GCN '
+         '(detach_real=False)'),
+    dict(name='gen_cls_trains_diffusion', config=_cocodiff,
+         init_from='baseline',
+         cfg_options=[_minilm,
+                      'model.cls_head.gen_cls_trains_diffusion=True'],
+         description='CE on generated features also trains the diffusion'),
+    dict(name='lambda_half', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'model.cls_head.loss_text.loss_weight=0.5'],
+         description='lambda (coarse-text loss weight) 0.5 (default 1.0)'),
 ]
 
 _no_workers = []
