@@ -179,3 +179,81 @@ def test_needs_a_cocodiff_head(cfg):
     with pytest.raises(ConfigError, match='needs a model whose cls_head is a '
                        'DiffusionAugmentedHead; got cls_head GCNHead'):
         build_optim_wrapper(model, copy.deepcopy(cfg.optim_wrapper))
+
+
+@pytest.fixture
+def cpu_grad_scaler(monkeypatch):
+    """Let mmengine build its AmpOptimWrapper on this CPU machine, with
+    torch's CPU GradScaler: the wrappers' scaling, unscaling, clipping and
+    skipping are the same code on every device. (The fp16 arithmetic itself
+    needs CUDA; the GPU check is tools/benchmark_training.py.)"""
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    monkeypatch.setattr(amp_optimizer_wrapper, 'GradScaler',
+                        lambda **kwargs: torch.amp.GradScaler('cpu', **kwargs))
+
+
+#: AMP with a scale that doubles after every finite step, and SGD for the
+#: diffusion too: a gradient unscaled by the wrong scale changes SGD's step
+#: (AdamW would hide a constant factor).
+AMP_OPTIONS = dict(
+    type='AmpOptimWrapper',
+    loss_scale=dict(init_scale=2.**10, growth_interval=1),
+    clip_grad=dict(max_norm=0.5),
+    diffusion=dict(optimizer=dict(type='SGD', lr=0.01)))
+
+
+def test_amp_shares_one_scaler_and_steps_like_torch(cfg, cpu_grad_scaler):
+    model, wrapper = build(cfg, **AMP_OPTIONS)
+    gcn, diffusion = wrapper['gcn'], wrapper['diffusion']
+    assert type(gcn).__name__ == type(diffusion).__name__ == 'AmpOptimWrapper'
+    assert gcn.loss_scaler is diffusion.loss_scaler
+    reference = copy.deepcopy(model)
+    ref_params = dict(reference.named_parameters())
+    names = {id(p): n for n, p in model.named_parameters()}
+
+    def same_groups(optimizer):
+        return [dict({k: v for k, v in g.items() if k != 'params'},
+                     params=[ref_params[names[id(p)]] for p in g['params']])
+                for g in optimizer.param_groups]
+
+    optimizers = [torch.optim.SGD(same_groups(gcn.optimizer)),
+                  torch.optim.SGD(same_groups(diffusion.optimizer))]
+    scaler = torch.amp.GradScaler('cpu', init_scale=2.**10,
+                                  growth_interval=1)
+    for step in range(3):
+        wrapper.update_params(head_loss(model, step))
+        scaler.scale(head_loss(reference, step)).backward()
+        for optimizer in optimizers:  # unscale, clip, step; one update
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params_of(optimizer), 0.5)
+            scaler.step(optimizer)
+            optimizer.zero_grad()
+        scaler.update()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param, ref_params[name], msg=name)
+    # One scale update per step: 2^10 doubled three times, not six.
+    assert gcn.loss_scaler.get_scale() == scaler.get_scale() == 2.**13
+    # The shared scale is saved with each optimizer and resumes.
+    state = copy.deepcopy(wrapper.state_dict())
+    assert state['gcn']['loss_scaler']['scale'] == 2.**13
+    _, resumed = build(cfg, **AMP_OPTIONS)
+    resumed.load_state_dict(state)
+    assert resumed['diffusion'].loss_scaler.get_scale() == 2.**13
+
+
+def test_amp_skips_both_steps_on_inf_and_halves_the_scale_once(
+        cfg, cpu_grad_scaler):
+    model, wrapper = build(cfg, **AMP_OPTIONS)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    wrapper.update_params(head_loss(model, 0) * float('inf'))
+    assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+    assert wrapper['gcn'].loss_scaler.get_scale() == 2.**9
+    assert all(p.grad is None for p in model.parameters())
+    # The next finite step updates both again.
+    wrapper.update_params(head_loss(model, 1))
+    changed = {n for n, p in model.named_parameters()
+               if not torch.equal(p, before[n])}
+    assert 'cls_head.fc.weight' in changed
+    assert 'cls_head.projection.weight' in changed
