@@ -38,7 +38,7 @@ SMALL_DIFFUSION_STEPS = 5
 
 #: Loss keys a CoCoDiff head returns in its default 'joint' objective.
 COCODIFF_KEYS = ('loss_cls', 'loss_gen_cls', 'loss_rec', 'loss_con',
-                 'acc_generated')
+                 'acc_generated', 'ce_generated')
 
 init_default_scope('mmaction')
 
@@ -223,7 +223,8 @@ def test_config_trains_one_step(path, request):
     assert not missing, (missing, sorted(log_vars))
     for key, value in log_vars.items():
         assert math.isfinite(float(value)), (key, value)
-    # Only 'loss*' terms are summed; acc_generated is logged, not optimised.
+    # Only 'loss*' terms are summed; acc_generated and ce_generated are
+    # logged, not optimised.
     summed = sum(float(v) for k, v in log_vars.items()
                  if k.startswith('loss_'))
     assert float(log_vars['loss']) == pytest.approx(summed, rel=1e-5)

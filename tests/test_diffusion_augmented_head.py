@@ -93,7 +93,8 @@ def test_losses_per_objective_and_text_mode(text_bank_cache, feats, text_mode,
     head.set_objective('joint')
     losses = head.loss(feats.requires_grad_(), data)
     assert set(losses) == expected | {
-        'loss_cls', 'loss_gen_cls', 'top1_acc', 'top5_acc', 'acc_generated'
+        'loss_cls', 'loss_gen_cls', 'top1_acc', 'top5_acc', 'acc_generated',
+        'ce_generated'
     }
     total = sum(v for k, v in losses.items() if 'loss' in k)
     total.backward()
@@ -412,8 +413,12 @@ def test_generated_ce_is_scaled_and_smoothed_like_the_real_one(
     scaled = head.loss(feats, data)['loss_gen_cls']
     head.gen_cls_scale = 1.0
     torch.manual_seed(0)
-    full = head.loss(feats, data)['loss_gen_cls']
+    losses = head.loss(feats, data)
+    full = losses['loss_gen_cls']
     torch.testing.assert_close(scaled * 2, full)
+    # ce_generated is the CE before weight and ramp, and trains nothing.
+    torch.testing.assert_close(losses['ce_generated'] * 0.5, full)
+    assert not losses['ce_generated'].requires_grad
     # Label smoothing of the head applies to generated features too.
     head.label_smooth_eps = 0.5
     torch.manual_seed(0)

@@ -57,8 +57,9 @@ def losses_by_epoch(log: str) -> dict:
     found = {}
     for match in LOSS_LINE.finditer(log):
         epoch = int(match.group(1))
-        for name, value in re.findall(r'(loss\w*|acc_generated): (\S+)',
-                                      match.group(0)):
+        for name, value in re.findall(
+                r'(loss\w*|acc_generated|ce_generated): (\S+)',
+                match.group(0)):
             found.setdefault(epoch, {})[name] = float(value)
     return found
 
@@ -82,7 +83,7 @@ def test_scratch_runs_every_stage_in_order(scratch_run):
     assert set(losses[1]) == {'loss', 'loss_cls'}
     assert set(losses[3]) == {'loss', 'loss_rec', 'loss_con', 'acc_generated'}
     assert {'loss_cls', 'loss_gen_cls', 'loss_rec', 'loss_con',
-            'acc_generated'} <= set(losses[5])
+            'acc_generated', 'ce_generated'} <= set(losses[5])
     for epoch_losses in losses.values():
         assert all(math.isfinite(v) for v in epoch_losses.values())
     # Each stage restarts its warm-up from the base lr (not from the

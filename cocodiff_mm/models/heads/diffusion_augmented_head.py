@@ -58,7 +58,10 @@ class DiffusionAugmentedHead(GCNHead):
 
     Returned keys: ``loss_cls`` (CE on real, with ``top1_acc``/``top5_acc``),
     ``loss_gen_cls`` (CE on generated), ``loss_rec``, ``loss_con`` (already
-    weighted by λ), and the logged ``acc_generated``.
+    weighted by λ), and the logged ``acc_generated`` and ``ce_generated``
+    (the cross-entropy on generated features before its weight and ramp:
+    the classifier's view of the generated labels, comparable with chance
+    level ``ln(num_classes)``).
 
     Args:
         num_classes (int): Number of classes.
@@ -435,6 +438,8 @@ class DiffusionAugmentedHead(GCNHead):
                                   gen_terms['loss_cls'])
         losses['acc_generated'] = gen_terms.get(
             'top1_acc', self._accuracy(gen_scores, labels))
+        # Logged, not optimised: mmengine sums only the keys with "loss".
+        losses['ce_generated'] = gen_terms['loss_cls'].detach()
         return losses
 
     @staticmethod
