@@ -11,6 +11,7 @@ import torch
 from conftest import REPO, run_ok, run_tool, tiny_utd_options
 from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
                                                       class_means, diversity)
+from cocodiff_mm.analysis.learning_criteria import learning_criteria
 from cocodiff_mm.analysis.study import (StudyRunner, StudySpecError,
                                         load_study_spec, paired_difference)
 
@@ -152,6 +153,55 @@ def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
         StudyRunner(spec, 'cpu', work, str(REPO), seeds=[1, 7])
 
 
+def write_lines(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(''.join(json.dumps(row) + '\n' for row in rows))
+
+
+def test_learning_criteria_read_off_a_resumed_runs_logs(tmp_path):
+    """Stage 1 (epochs 3-4) and stage 2 (epochs 5-6) windows, a resume that
+    rewrote step 40, and the diagnostics lines: every value by hand."""
+    train = tmp_path / 'train'
+    write_lines(train / '20260101_000000/vis_data/scalars.json', [
+        dict(epoch=1, step=10, loss=3.0, loss_cls=3.0),           # stage 0
+        dict(epoch=3, step=20, loss_rec=1.0, loss_con=2.0),
+        dict(epoch=3, step=30, loss_rec=1.0, loss_con=3.0),       # mean 2.5
+        dict(epoch=4, step=40, loss_rec=1.0, loss_con=9.0),       # replaced
+        {'acc/top1': 0.5, 'step': 4},                             # val line
+    ])
+    write_lines(train / '20260101_010000/vis_data/scalars.json', [
+        dict(epoch=4, step=40, loss_rec=1.0, loss_con=0.5),
+        dict(epoch=5, step=50, loss_rec=1.0, loss_cls=2.0,
+             acc_generated=0.1, ce_generated=3.5),
+        dict(epoch=5, step=60, loss_rec=1.0, loss_cls=2.0,
+             acc_generated=0.3, ce_generated=2.0),
+        dict(epoch=6, step=70, loss_rec=1.0, loss_cls=1.0,
+             acc_generated=0.6, ce_generated=1.0),
+        dict(epoch=6, step=80, loss_rec=1.0, loss_cls=1.0,
+             acc_generated=0.8, ce_generated=0.5),
+    ])
+    write_lines(train / 'generation_diagnostics.jsonl', [
+        dict(epoch=3, objective='diffusion', gen_acc=0.4),
+        dict(epoch=4, objective='diffusion', gen_acc=0.75),
+        dict(epoch=5, objective='joint', gen_acc=0.2),
+    ])
+    got = learning_criteria(str(train), num_classes=27)
+    assert got['loss_con_first'] == pytest.approx(2.5)
+    assert got['loss_con_last'] == pytest.approx(0.5)
+    assert got['loss_con_fall'] == pytest.approx(0.8)
+    assert got['faithfulness'] == pytest.approx(0.75)
+    assert got['acc_generated_by_epoch'] == {1: pytest.approx(0.2),
+                                             2: pytest.approx(0.7)}
+    assert got['acc_generated_first_epoch'] == pytest.approx(0.2)
+    assert got['acc_generated_later_min'] == pytest.approx(0.7)
+    assert got['ce_generated_max'] == 3.5
+    assert got['chance_ce'] == pytest.approx(math.log(27))
+    # A baseline's logs (no diffusion) have nothing to check.
+    write_lines(tmp_path / 'base/x/vis_data/scalars.json',
+                [dict(epoch=1, step=10, loss_cls=3.0)])
+    assert learning_criteria(str(tmp_path / 'base'), 27) is None
+
+
 def dumped_top1(path, expected_count: int) -> float:
     """Top-1 of a ``tools/test.py --dump`` file with ``expected_count``
     samples (108: subject 7; 430: the test subjects 2, 4, 6, 8)."""
@@ -229,3 +279,13 @@ def test_tiny_study_trains_validates_resumes_and_tests_last(
             dumped_top1(work / arm / 'seed0/test_metrics.pkl', 430))
     table = (work / 'table.md').read_text()
     assert '| cocodiff | 1 |' in table and 'Δ val' in table
+    # The learning checks were read off the CoCoDiff run's real logs.
+    assert 'Does the diffusion learn?' in table
+    learning = json.loads(
+        (work / 'summary.json').read_text())['cocodiff']['0']['learning']
+    assert 0 <= learning['faithfulness'] <= 1
+    assert learning['loss_con_first'] > 0
+    assert learning['ce_generated_max'] > 0
+    assert list(learning['acc_generated_by_epoch']) == ['1']
+    assert 'learning' not in json.loads(
+        (work / 'summary.json').read_text())['baseline']['0']

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.atomic_write import atomic_write_json, atomic_write_text
+from .learning_criteria import (FAITHFULNESS, LOSS_CON_FALL,
+                                STAGE2_ACC_GENERATED, learning_criteria)
 
 #: Keys of a study spec and of one arm.
 SPEC_KEYS = ('name', 'arms', 'seeds', 'budgets', 'baseline', 'final',
@@ -268,6 +270,7 @@ class StudyRunner:
         self.execute = execute or self._execute
         self.echo = echo
         self._two_stage: Dict[str, bool] = {}
+        self._num_classes: Dict[str, int] = {}
 
     # ------------------------------------------------------------------
     # Paths and commands
@@ -296,6 +299,14 @@ class StudyRunner:
             self._two_stage[arm.config] = (
                 cfg.get('train_cfg', {}).get('type') == 'TwoStageLoop')
         return self._two_stage[arm.config]
+
+    def num_classes(self, arm: Arm) -> int:
+        """Classes of the arm's model (chance CE is their log)."""
+        if arm.config not in self._num_classes:
+            from mmengine.config import Config
+            cfg = Config.fromfile(osp.join(self.root, arm.config))
+            self._num_classes[arm.config] = cfg.model.cls_head.num_classes
+        return self._num_classes[arm.config]
 
     def budget_options(self, arm: Arm) -> List[str]:
         """The overrides that give ``arm`` the study's budget."""
@@ -462,12 +473,21 @@ class StudyRunner:
     # Table
     # ------------------------------------------------------------------
     def collect(self) -> Dict[str, Dict[int, Dict]]:
-        """Finished results by arm and seed."""
+        """Finished results by arm and seed; two-stage runs whose training
+        logs are at hand also get their ``learning`` criteria (see
+        :mod:`~cocodiff_mm.analysis.learning_criteria`)."""
         results = {}
         for arm, seed in self.runs():
             result = self.read_result(arm, seed)
-            if result is not None:
-                results.setdefault(arm.name, {})[seed] = result
+            if result is None:
+                continue
+            train_dir = osp.join(self.run_dir(arm, seed), 'train')
+            if self.is_two_stage(arm) and osp.isdir(train_dir):
+                learning = learning_criteria(train_dir,
+                                             self.num_classes(arm))
+                if learning is not None:
+                    result['learning'] = learning
+            results.setdefault(arm.name, {})[seed] = result
         return results
 
     def table(self) -> str:
@@ -573,7 +593,56 @@ def format_study_table(spec: StudySpec, budget: Budget,
         'distance to the nearest other class mean (< 1: on the right '
         'side). All on the validation clips.', ''
     ]
-    return '\n'.join(lines)
+    learning = _learning_table(spec, results)
+    return '\n'.join(lines + learning)
+
+
+def _learning_table(spec: StudySpec,
+                    results: Dict[str, Dict[int, Dict]]) -> List[str]:
+    """Markdown: does each two-stage arm's diffusion learn? The worst seed
+    of each check, over the seeds whose training logs are at hand."""
+    rows = []
+    for arm in spec.arms:
+        found = [r['learning'] for r in results.get(arm.name, {}).values()
+                 if 'learning' in r]
+        if found:
+            rows.append(
+                f'| {arm.name} | {len(found)} | '
+                f'{_worst(found, "loss_con_fall", min)} | '
+                f'{_worst(found, "faithfulness", min)} | '
+                f'{_worst(found, "acc_generated_first_epoch", min)} | '
+                f'{_worst(found, "acc_generated_later_min", min)} | '
+                f'{_worst(found, "ce_generated_max", max, percent=False)} / '
+                f'{found[0]["chance_ce"]:.2f} |')
+    if not rows:
+        return []
+    return [
+        'Does the diffusion learn? The worst seed of each check, over the '
+        'seeds whose training logs are in the work root (targets in '
+        'brackets).', '',
+        '| arm | seeds with logs | `loss_con` fall in stage 1 '
+        f'(≥ {LOSS_CON_FALL:.0%}) | faithfulness, end of stage 1 '
+        f'(≥ {FAITHFULNESS:.0%}) | `acc_generated`, stage-2 epoch 1 | '
+        '`acc_generated`, lowest stage-2 epoch from the 2nd '
+        f'(≥ {STAGE2_ACC_GENERATED:.0%}) | largest `ce_generated` window '
+        '/ chance ln C |', '|' + '---|' * 7, *rows, '',
+        '`loss_con` fall: 1 − last stage-1 epoch / first (means of the '
+        'logged windows). `acc_generated`: per stage-2 epoch, the mean of '
+        'the logged training windows; in epoch 1 the classifier starts from '
+        'random weights. `ce_generated`: CE on generated features before '
+        'its weight and ramp. Read from `train/*/vis_data/scalars.json` and '
+        '`train/generation_diagnostics.jsonl` of each run.', ''
+    ]
+
+
+def _worst(found: List[Dict], key: str, pick: Callable,
+           percent: bool = True) -> str:
+    """``pick`` (min or max) of ``key`` over the runs that measured it."""
+    values = [c[key] for c in found if c.get(key) is not None]
+    if not values:
+        return '—'
+    value = pick(values)
+    return f'{100 * value:.1f} %' if percent else f'{value:.2f}'
 
 
 def _diagnostic_columns(runs: Dict[int, Dict]) -> str:
