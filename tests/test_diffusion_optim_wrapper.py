@@ -91,20 +91,26 @@ def test_paramwise_cfg_of_the_diffusion_optimizer(cfg):
     assert set(decays.values()) == {0.05}
 
 
+def mirrored_groups(optimizer: torch.optim.Optimizer, model: nn.Module,
+                    reference: nn.Module):
+    """``optimizer``'s parameter groups over ``reference``'s copies of
+    ``model``'s parameters (same settings, for a plain torch optimizer)."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    ref_params = dict(reference.named_parameters())
+    return [dict({k: v for k, v in g.items() if k != 'params'},
+                 params=[ref_params[names[id(p)]] for p in g['params']])
+            for g in optimizer.param_groups]
+
+
 def test_one_backward_steps_both_optimizers_like_torch(cfg):
     model, wrapper = build(cfg)
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     reference = copy.deepcopy(model)
     ref_params = dict(reference.named_parameters())
-    names = {id(p): n for n, p in model.named_parameters()}
-
-    def same_groups(optimizer):
-        return [dict({k: v for k, v in g.items() if k != 'params'},
-                     params=[ref_params[names[id(p)]] for p in g['params']])
-                for g in optimizer.param_groups]
-
-    sgd = torch.optim.SGD(same_groups(wrapper['gcn'].optimizer))
-    adamw = torch.optim.AdamW(same_groups(wrapper['diffusion'].optimizer))
+    sgd = torch.optim.SGD(
+        mirrored_groups(wrapper['gcn'].optimizer, model, reference))
+    adamw = torch.optim.AdamW(
+        mirrored_groups(wrapper['diffusion'].optimizer, model, reference))
     for step in range(3):
         wrapper.update_params(head_loss(model, step))
         head_loss(reference, step).backward()
@@ -211,15 +217,10 @@ def test_amp_shares_one_scaler_and_steps_like_torch(cfg, cpu_grad_scaler):
     assert gcn.loss_scaler is diffusion.loss_scaler
     reference = copy.deepcopy(model)
     ref_params = dict(reference.named_parameters())
-    names = {id(p): n for n, p in model.named_parameters()}
-
-    def same_groups(optimizer):
-        return [dict({k: v for k, v in g.items() if k != 'params'},
-                     params=[ref_params[names[id(p)]] for p in g['params']])
-                for g in optimizer.param_groups]
-
-    optimizers = [torch.optim.SGD(same_groups(gcn.optimizer)),
-                  torch.optim.SGD(same_groups(diffusion.optimizer))]
+    optimizers = [
+        torch.optim.SGD(mirrored_groups(w.optimizer, model, reference))
+        for w in (gcn, diffusion)
+    ]
     scaler = torch.amp.GradScaler('cpu', init_scale=2.**10,
                                   growth_interval=1)
     for step in range(3):
