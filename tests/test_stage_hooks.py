@@ -49,6 +49,7 @@ class StageRecorderHook(Hook):
 
     def __init__(self):
         self.records = []
+        self.outputs = []
 
     def before_train_iter(self, runner, batch_idx, data_batch=None):
         model = runner.model
@@ -59,6 +60,11 @@ class StageRecorderHook(Hook):
                  lr=runner.optim_wrapper.get_lr()['gcn.lr'][0],
                  diffusion_lrs=runner.optim_wrapper.get_lr(),
                  logged=sorted(runner.message_hub.log_scalars)))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        self.outputs.append(dict(epoch=runner.epoch + 1, **{
+            key: float(value) for key, value in outputs.items()}))
 
 
 def parse_options(options):
@@ -149,6 +155,32 @@ def test_each_stage_starts_with_its_own_logs(full_run):
     assert 'train/loss_cls' not in stages['diffusion'][0]['logged']
     assert 'train/loss_rec' in stages['diffusion'][-1]['logged']
     assert 'train/loss_rec' not in stages['joint'][0]['logged']
+
+
+def test_diagnostics_record_the_epoch_means_of_training_outputs(full_run):
+    """Stage 1 is epoch 2, stage 2 epochs 3-4: each diagnostics line holds
+    the mean of its epoch's training outputs, as mmengine's log does not
+    (it shows the last batch of acc_generated and ce_generated)."""
+    runner, _, work = full_run
+    outputs = recorder(runner).outputs
+    lines = {line['epoch']: line for line in map(
+        json.loads, (work / 'generation_diagnostics.jsonl').read_text()
+        .splitlines())}
+    assert sorted(lines) == [2, 3, 4]
+    for epoch, line in lines.items():
+        epoch_outputs = [o for o in outputs if o['epoch'] == epoch]
+        keys = ['loss_con', 'acc_generated']
+        if epoch > 2:  # no classifier training in stage 1
+            keys.append('ce_generated')
+        else:
+            assert 'train_ce_generated' not in line
+        for key in keys:
+            values = [o[key] for o in epoch_outputs]
+            assert line[f'train_{key}'] == pytest.approx(
+                sum(values) / len(values)), (epoch, key)
+    # Averaged over the epoch, not the last batch only.
+    values = [o['ce_generated'] for o in outputs if o['epoch'] == 3]
+    assert lines[3]['train_ce_generated'] != pytest.approx(values[-1])
 
 
 # ----------------------------------------------------------------------

@@ -18,6 +18,11 @@ from .stage_info import unwrapped_model
 #: ``TwoStageLoop`` ends stage 1 early on it (``faithfulness_target``).
 FAITHFULNESS_INFO = 'stage1_faithfulness'
 
+#: Training outputs whose means over the measured epochs the hook records
+#: (as ``train_<key>``): mmengine's log shows ``acc_generated`` and
+#: ``ce_generated`` of the last batch only.
+TRAINING_KEYS = ('loss_con', 'acc_generated', 'ce_generated')
+
 
 @HOOKS.register_module()
 class GenerationDiagnosticsHook(Hook):
@@ -36,7 +41,12 @@ class GenerationDiagnosticsHook(Hook):
     * ``dist_own_gen``, ``dist_other_gen`` and ``dist_ratio_gen``: mean
       distance of generated features to their own class's real mean and to
       the nearest other class's; ``dist_ratio_real`` is the same ratio for
-      the real features.
+      the real features;
+    * ``train_loss_con``, ``train_acc_generated`` and
+      ``train_ce_generated``: the means of these training outputs over every
+      iteration since the last measurement (those the objective has), over
+      all ranks. ``ce_generated`` is the CE on generated features before
+      its weight and ramp.
 
     The values go to the log, the visualizer (``diag/*``) and one JSON line
     per epoch in ``<work_dir>/generation_diagnostics.jsonl``. In stage 1,
@@ -78,11 +88,25 @@ class GenerationDiagnosticsHook(Hook):
         # Real features of the frozen GCN (stage 1) do not change: kept.
         self._frozen_features: Optional[Tuple[torch.Tensor,
                                               torch.Tensor]] = None
+        # Sum and count of each training output since the last measurement.
+        self._training_sums: Dict[str, Tuple[float, int]] = {}
+
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
+                         outputs: Optional[Dict] = None) -> None:
+        for key in TRAINING_KEYS:
+            if outputs and key in outputs:
+                total, count = self._training_sums.get(key, (0.0, 0))
+                self._training_sums[key] = (total + float(outputs[key]),
+                                            count + 1)
 
     def after_train_epoch(self, runner) -> None:
         model = unwrapped_model(runner)
         head = model.cls_head
         if getattr(head, 'objective', 'classify') == 'classify':
+            self._training_sums = {}
             return
         if not self.every_n_epochs(runner, self.interval):
             return
@@ -100,6 +124,12 @@ class GenerationDiagnosticsHook(Hook):
             runner.message_hub.update_info(
                 FAITHFULNESS_INFO,
                 _mean_over_ranks(values['gen_acc'], values['num_samples']))
+        for key in TRAINING_KEYS:  # every rank has the same keys
+            if key in self._training_sums:
+                total, count = self._training_sums[key]
+                values[f'train_{key}'] = _mean_over_ranks(total / count,
+                                                          count)
+        self._training_sums = {}
         values = dict(epoch=runner.epoch + 1, objective=head.objective,
                       **values)
         runner.logger.info('Generation diagnostics: ' + ', '.join(
