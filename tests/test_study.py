@@ -13,7 +13,8 @@ from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
                                                       class_means, diversity)
 from cocodiff_mm.analysis.learning_criteria import learning_criteria
 from cocodiff_mm.analysis.study import (StudyRunner, StudySpecError,
-                                        load_study_spec, paired_difference)
+                                        format_study_table, load_study_spec,
+                                        paired_difference)
 
 SHIPPED_SPEC = REPO / 'configs' / 'studies' / 'utd_mhad_cocodiff.py'
 
@@ -158,48 +159,82 @@ def write_lines(path, rows):
     path.write_text(''.join(json.dumps(row) + '\n' for row in rows))
 
 
-def test_learning_criteria_read_off_a_resumed_runs_logs(tmp_path):
-    """Stage 1 (epochs 3-4) and stage 2 (epochs 5-6) windows, a resume that
-    rewrote step 40, and the diagnostics lines: every value by hand."""
+def test_learning_criteria_read_off_the_diagnostics(tmp_path):
+    """Stage 1 (epochs 1-3, epoch 3 written twice by a resume) and stage 2
+    (epochs 4-6): every value by hand."""
     train = tmp_path / 'train'
-    write_lines(train / '20260101_000000/vis_data/scalars.json', [
-        dict(epoch=1, step=10, loss=3.0, loss_cls=3.0),           # stage 0
-        dict(epoch=3, step=20, loss_rec=1.0, loss_con=2.0),
-        dict(epoch=3, step=30, loss_rec=1.0, loss_con=3.0),       # mean 2.5
-        dict(epoch=4, step=40, loss_rec=1.0, loss_con=9.0),       # replaced
-        {'acc/top1': 0.5, 'step': 4},                             # val line
-    ])
-    write_lines(train / '20260101_010000/vis_data/scalars.json', [
-        dict(epoch=4, step=40, loss_rec=1.0, loss_con=0.5),
-        dict(epoch=5, step=50, loss_rec=1.0, loss_cls=2.0,
-             acc_generated=0.1, ce_generated=3.5),
-        dict(epoch=5, step=60, loss_rec=1.0, loss_cls=2.0,
-             acc_generated=0.3, ce_generated=2.0),
-        dict(epoch=6, step=70, loss_rec=1.0, loss_cls=1.0,
-             acc_generated=0.6, ce_generated=1.0),
-        dict(epoch=6, step=80, loss_rec=1.0, loss_cls=1.0,
-             acc_generated=0.8, ce_generated=0.5),
-    ])
+    stage1 = dict(objective='diffusion', train_acc_generated=0.5)
+    stage2 = dict(objective='joint', gen_acc=0.9, train_loss_con=0.1)
     write_lines(train / 'generation_diagnostics.jsonl', [
-        dict(epoch=3, objective='diffusion', gen_acc=0.4),
-        dict(epoch=4, objective='diffusion', gen_acc=0.75),
-        dict(epoch=5, objective='joint', gen_acc=0.2),
+        dict(stage1, epoch=1, gen_acc=0.2, train_loss_con=2.5),
+        dict(stage1, epoch=2, gen_acc=0.5, train_loss_con=1.0),
+        dict(stage1, epoch=3, gen_acc=0.1, train_loss_con=9.0),  # resumed
+        dict(stage1, epoch=3, gen_acc=0.75, train_loss_con=0.5),
+        dict(stage2, epoch=4, train_acc_generated=0.2,
+             train_ce_generated=3.5),
+        dict(stage2, epoch=5, train_acc_generated=0.9,
+             train_ce_generated=1.0),
+        dict(stage2, epoch=6, train_acc_generated=0.7,
+             train_ce_generated=0.5),
     ])
     got = learning_criteria(str(train), num_classes=27)
-    assert got['loss_con_first'] == pytest.approx(2.5)
-    assert got['loss_con_last'] == pytest.approx(0.5)
+    assert got['loss_con_first'] == 2.5 and got['loss_con_last'] == 0.5
     assert got['loss_con_fall'] == pytest.approx(0.8)
-    assert got['faithfulness'] == pytest.approx(0.75)
-    assert got['acc_generated_by_epoch'] == {1: pytest.approx(0.2),
-                                             2: pytest.approx(0.7)}
-    assert got['acc_generated_first_epoch'] == pytest.approx(0.2)
-    assert got['acc_generated_later_min'] == pytest.approx(0.7)
+    assert got['faithfulness'] == 0.75
+    assert got['acc_generated_by_epoch'] == {1: 0.2, 2: 0.9, 3: 0.7}
+    assert got['acc_generated_first_epoch'] == 0.2
+    assert got['acc_generated_later_min'] == 0.7
     assert got['ce_generated_max'] == 3.5
     assert got['chance_ce'] == pytest.approx(math.log(27))
-    # A baseline's logs (no diffusion) have nothing to check.
-    write_lines(tmp_path / 'base/x/vis_data/scalars.json',
-                [dict(epoch=1, step=10, loss_cls=3.0)])
-    assert learning_criteria(str(tmp_path / 'base'), 27) is None
+    # Without the coarse text there is no loss_con to check; before stage 2
+    # nothing is decided.
+    write_lines(tmp_path / 'fine/generation_diagnostics.jsonl', [
+        dict(epoch=1, objective='diffusion', gen_acc=0.3),
+        dict(epoch=2, objective='joint', gen_acc=0.3,
+             train_acc_generated=0.4, train_ce_generated=2.0)])
+    fine = learning_criteria(str(tmp_path / 'fine'), 27)
+    assert fine['loss_con_fall'] is None and fine['faithfulness'] == 0.3
+    assert fine['acc_generated_later_min'] is None
+    write_lines(tmp_path / 'early/generation_diagnostics.jsonl',
+                [dict(epoch=1, objective='diffusion', gen_acc=0.3)])
+    assert learning_criteria(str(tmp_path / 'early'), 27) is None
+    assert learning_criteria(str(tmp_path / 'none'), 27) is None
+
+
+def test_learning_table_shows_the_worst_seed(tmp_path):
+    spec = load_study_spec(str(write_spec(tmp_path / 'spec.py', """
+        name = 's'
+        baseline = 'baseline'
+        seeds = [0, 1]
+        arms = [
+            dict(name='baseline', config='configs/ctrgcn_utd_mhad_dev.py'),
+            dict(name='cocodiff',
+                 config='configs/ctrgcn_cocodiff_utd_mhad_dev.py',
+                 init_from='baseline'),
+        ]
+        budgets = dict(cpu=dict(epochs=1, stage1_epochs=1))
+        """)), root=str(REPO))
+
+    def run(top1, **learning):
+        result = dict(val={'acc/top1': top1}, train_seconds=60)
+        if learning:
+            result['learning'] = dict(chance_ce=math.log(27), **learning)
+        return result
+
+    results = dict(
+        baseline={0: run(0.5), 1: run(0.6)},
+        cocodiff={
+            0: run(0.7, loss_con_fall=0.9, faithfulness=0.8,
+                   acc_generated_first_epoch=0.2,
+                   acc_generated_later_min=0.6, ce_generated_max=2.0),
+            1: run(0.8, loss_con_fall=0.5, faithfulness=0.95,
+                   acc_generated_first_epoch=0.1,
+                   acc_generated_later_min=0.9, ce_generated_max=2.5)})
+    table = format_study_table(spec, spec.budgets['cpu'], results)
+    assert ('| cocodiff | 2 | 50.0 % | 80.0 % | 10.0 % | 60.0 % | '
+            '2.50 / 3.30 |') in table
+    # Val: 75.0 ± 7.1; paired +0.2 and +0.2 -> +20.0 ± 0.0, both better.
+    assert '| cocodiff | 2 | 75.0 ± 7.1 | +20.0 ± 0.0 (2/2) |' in table
 
 
 def dumped_top1(path, expected_count: int) -> float:

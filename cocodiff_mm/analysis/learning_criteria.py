@@ -1,24 +1,23 @@
-"""Does a CoCoDiff run's diffusion learn? Read off its work dir.
+"""Does a CoCoDiff run's diffusion learn? Read off its diagnostics.
 
 Four engineering checks of a two-stage run (issue 10's acceptance), from
-the files every run writes:
+the ``generation_diagnostics.jsonl`` that
+:class:`~cocodiff_mm.engine.hooks.GenerationDiagnosticsHook` writes after
+every stage-1 (``objective`` "diffusion") and stage-2 ("joint") epoch:
 
-* ``loss_con`` falls during stage 1: the mean of the last stage-1 epoch's
-  logged windows against the first's (``vis_data/scalars.json``);
-* class faithfulness at the end of stage 1: the frozen classifier's
-  accuracy on generated validation features, the last stage-1 line of
-  ``generation_diagnostics.jsonl``;
-* ``acc_generated`` in stage 2: per epoch, the mean of the logged training
-  windows (the classifier being trained, on the features it is fed);
-* ``ce_generated`` in stage 2: the largest logged window, against chance
-  level ``ln(num_classes)``.
+* ``loss_con`` falls during stage 1: ``train_loss_con`` of the last
+  stage-1 line against the first (epoch means of the training outputs);
+* class faithfulness at the end of stage 1: ``gen_acc`` of the last
+  stage-1 line, the frozen classifier on generated validation features;
+* ``acc_generated`` in stage 2: ``train_acc_generated`` of each stage-2
+  epoch (the classifier being trained, on the features it is fed);
+* ``ce_generated`` in stage 2: the largest ``train_ce_generated`` (CE on
+  generated features before its weight and ramp) against chance level
+  ``ln(num_classes)``.
 
-Stage-1 windows are those with ``loss_rec`` and without ``loss_cls`` (the
-frozen GCN trains nothing), stage-2 windows those with both. A resumed run
-has one ``<timestamp>/vis_data/scalars.json`` per start; later starts
-replace the windows of the same step.
+Lines written before the hook recorded the training means lack the
+``train_*`` values; their checks read None.
 """
-import glob
 import json
 import math
 import os.path as osp
@@ -31,92 +30,59 @@ FAITHFULNESS = 0.70
 STAGE2_ACC_GENERATED = 0.50
 
 
-def read_scalars(train_dir: str) -> List[Dict]:
-    """The logged training windows of a work dir, in step order.
-
-    Args:
-        train_dir (str): The run's work dir (``tools/train.py
-            --work-dir``).
-
-    Returns:
-        list[dict]: One dict per logged window (``epoch``, ``step`` and the
-        logged values), later starts of a resumed run replacing earlier
-        windows of the same step.
-    """
-    by_step: Dict[int, Dict] = {}
-    for path in sorted(glob.glob(
-            osp.join(train_dir, '*', 'vis_data', 'scalars.json'))):
-        with open(path) as file:
-            for line in file:
-                if not line.strip():
-                    continue
-                window = json.loads(line)
-                if 'step' in window and 'epoch' in window:  # not val lines
-                    by_step[window['step']] = window
-    return [by_step[step] for step in sorted(by_step)]
-
-
-def _epoch_means(windows: List[Dict], key: str) -> Dict[int, float]:
-    """Mean of ``key`` over the windows of each epoch."""
-    sums: Dict[int, List[float]] = {}
-    for window in windows:
-        if key in window:
-            sums.setdefault(window['epoch'], []).append(window[key])
-    return {epoch: sum(v) / len(v) for epoch, v in sorted(sums.items())}
-
-
-def learning_criteria(train_dir: str, num_classes: int) -> Optional[Dict]:
-    """The four checks of a two-stage run, or None without its logs.
-
-    Args:
-        train_dir (str): The run's work dir.
-        num_classes (int): Classes of the dataset (chance CE is
-            ``ln(num_classes)``).
-
-    Returns:
-        dict | None: ``loss_con_first``/``loss_con_last``/``loss_con_fall``
-        (None without the coarse text), ``faithfulness`` (end of stage 1),
-        ``acc_generated_by_epoch`` (stage-2 epoch, counted from 1, to its
-        mean), ``acc_generated_first_epoch`` and ``acc_generated_later_min``
-        (the lowest epoch from the second on: in the first the classifier
-        starts from random weights and is as often wrong on real features),
-        ``ce_generated_max`` (None in logs that predate it) and
-        ``chance_ce``; None when the dir has no stage-2 windows.
-    """
-    windows = read_scalars(train_dir)
-    stage1 = [w for w in windows if 'loss_rec' in w and 'loss_cls' not in w]
-    stage2 = [w for w in windows if 'loss_rec' in w and 'loss_cls' in w]
-    if not stage2:
-        return None
-    con = _epoch_means(stage1, 'loss_con')
-    first = con[min(con)] if con else None
-    last = con[max(con)] if con else None
-    acc = _epoch_means(stage2, 'acc_generated')
-    start = min(acc) if acc else 0
-    by_epoch = {epoch - start + 1: value for epoch, value in acc.items()}
-    later = [value for epoch, value in by_epoch.items() if epoch >= 2]
-    ce = [w['ce_generated'] for w in stage2 if 'ce_generated' in w]
-    return dict(
-        loss_con_first=first,
-        loss_con_last=last,
-        loss_con_fall=None if first is None else 1 - last / first,
-        faithfulness=_stage1_faithfulness(train_dir),
-        acc_generated_by_epoch=by_epoch,
-        acc_generated_first_epoch=by_epoch.get(1),
-        acc_generated_later_min=min(later) if later else None,
-        ce_generated_max=max(ce) if ce else None,
-        chance_ce=math.log(num_classes))
-
-
-def _stage1_faithfulness(train_dir: str) -> Optional[float]:
-    """``gen_acc`` of the last stage-1 diagnostics line."""
+def read_diagnostics(train_dir: str) -> List[Dict]:
+    """The diagnostics lines of a work dir, one per measured epoch (a
+    resumed run's repeated epochs: the later line)."""
     path = osp.join(train_dir, 'generation_diagnostics.jsonl')
-    found = None
+    by_epoch: Dict[int, Dict] = {}
     if osp.isfile(path):
         with open(path) as file:
             for line in file:
                 if line.strip():
                     values = json.loads(line)
-                    if values['objective'] == 'diffusion':
-                        found = values['gen_acc']
-    return found
+                    by_epoch[values['epoch']] = values
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def learning_criteria(train_dir: str, num_classes: int) -> Optional[Dict]:
+    """The four checks of a two-stage run, or None before its stage 2.
+
+    Args:
+        train_dir (str): The run's work dir (``tools/train.py
+            --work-dir``).
+        num_classes (int): Classes of the dataset (chance CE is
+            ``ln(num_classes)``).
+
+    Returns:
+        dict | None: ``loss_con_first``, ``loss_con_last`` and
+        ``loss_con_fall`` (None without the coarse text), ``faithfulness``
+        (end of stage 1), ``acc_generated_by_epoch`` (stage-2 epoch,
+        counted from 1, to its mean), ``acc_generated_first_epoch`` and
+        ``acc_generated_later_min`` (the lowest epoch from the second on:
+        in the first the classifier starts from random weights and is as
+        often wrong on real features), ``ce_generated_max`` and
+        ``chance_ce``.
+    """
+    lines = read_diagnostics(train_dir)
+    stage1 = [line for line in lines if line['objective'] == 'diffusion']
+    stage2 = [line for line in lines if line['objective'] == 'joint']
+    if not stage2:
+        return None
+    con = [line['train_loss_con'] for line in stage1
+           if 'train_loss_con' in line]
+    by_epoch = {number: line['train_acc_generated']
+                for number, line in enumerate(stage2, 1)
+                if 'train_acc_generated' in line}
+    later = [value for number, value in by_epoch.items() if number >= 2]
+    ce = [line['train_ce_generated'] for line in stage2
+          if 'train_ce_generated' in line]
+    return dict(
+        loss_con_first=con[0] if con else None,
+        loss_con_last=con[-1] if con else None,
+        loss_con_fall=1 - con[-1] / con[0] if con else None,
+        faithfulness=stage1[-1]['gen_acc'] if stage1 else None,
+        acc_generated_by_epoch=by_epoch,
+        acc_generated_first_epoch=by_epoch.get(1),
+        acc_generated_later_min=min(later) if later else None,
+        ce_generated_max=max(ce) if ce else None,
+        chance_ce=math.log(num_classes))

@@ -25,7 +25,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.atomic_write import atomic_write_json, atomic_write_text
 from .learning_criteria import (FAITHFULNESS, LOSS_CON_FALL,
-                                STAGE2_ACC_GENERATED, learning_criteria)
+                                STAGE2_ACC_GENERATED, learning_criteria,
+                                read_diagnostics)
 
 #: Keys of a study spec and of one arm.
 SPEC_KEYS = ('name', 'arms', 'seeds', 'budgets', 'baseline', 'final',
@@ -518,15 +519,8 @@ def selected_checkpoint(train_dir: str) -> str:
 
 def last_diagnostics(train_dir: str) -> Dict[str, Dict]:
     """The last generation-diagnostics line of each objective (stage)."""
-    path = osp.join(train_dir, 'generation_diagnostics.jsonl')
-    found: Dict[str, Dict] = {}
-    if osp.isfile(path):
-        with open(path) as file:
-            for line in file:
-                if line.strip():
-                    values = json.loads(line)
-                    found[values['objective']] = values
-    return found
+    return {values['objective']: values
+            for values in read_diagnostics(train_dir)}
 
 
 def _percent(values: Sequence[float]) -> str:
@@ -600,7 +594,7 @@ def format_study_table(spec: StudySpec, budget: Budget,
 def _learning_table(spec: StudySpec,
                     results: Dict[str, Dict[int, Dict]]) -> List[str]:
     """Markdown: does each two-stage arm's diffusion learn? The worst seed
-    of each check, over the seeds whose training logs are at hand."""
+    of each check, over the seeds whose work dirs are at hand."""
     rows = []
     for arm in spec.arms:
         found = [r['learning'] for r in results.get(arm.name, {}).values()
@@ -618,20 +612,19 @@ def _learning_table(spec: StudySpec,
         return []
     return [
         'Does the diffusion learn? The worst seed of each check, over the '
-        'seeds whose training logs are in the work root (targets in '
-        'brackets).', '',
-        '| arm | seeds with logs | `loss_con` fall in stage 1 '
+        'seeds whose work dirs are at hand (targets in brackets).', '',
+        '| arm | seeds | `loss_con` fall in stage 1 '
         f'(≥ {LOSS_CON_FALL:.0%}) | faithfulness, end of stage 1 '
         f'(≥ {FAITHFULNESS:.0%}) | `acc_generated`, stage-2 epoch 1 | '
         '`acc_generated`, lowest stage-2 epoch from the 2nd '
-        f'(≥ {STAGE2_ACC_GENERATED:.0%}) | largest `ce_generated` window '
+        f'(≥ {STAGE2_ACC_GENERATED:.0%}) | largest `ce_generated` epoch '
         '/ chance ln C |', '|' + '---|' * 7, *rows, '',
-        '`loss_con` fall: 1 − last stage-1 epoch / first (means of the '
-        'logged windows). `acc_generated`: per stage-2 epoch, the mean of '
-        'the logged training windows; in epoch 1 the classifier starts from '
-        'random weights. `ce_generated`: CE on generated features before '
-        'its weight and ramp. Read from `train/*/vis_data/scalars.json` and '
-        '`train/generation_diagnostics.jsonl` of each run.', ''
+        '`loss_con` fall: 1 − last stage-1 epoch / first. '
+        '`acc_generated`: per stage-2 epoch; in epoch 1 the classifier '
+        'starts from random weights. `ce_generated`: the largest epoch of '
+        'the CE on generated features before '
+        'its weight and ramp. All epoch means of the training outputs, from '
+        'each run\'s `train/generation_diagnostics.jsonl`.', ''
     ]
 
 
