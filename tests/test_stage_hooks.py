@@ -171,9 +171,10 @@ def test_diagnostics_record_the_epoch_means_of_training_outputs(full_run):
         epoch_outputs = [o for o in outputs if o['epoch'] == epoch]
         keys = ['loss_con', 'acc_generated']
         if epoch > 2:  # no classifier training in stage 1
-            keys.append('ce_generated')
+            keys += ['ce_generated', 'top1_acc']
         else:
             assert 'train_ce_generated' not in line
+            assert 'train_top1_acc' not in line
         for key in keys:
             values = [o[key] for o in epoch_outputs]
             assert line[f'train_{key}'] == pytest.approx(

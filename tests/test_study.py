@@ -164,14 +164,15 @@ def test_learning_criteria_read_off_the_diagnostics(tmp_path):
     (epochs 4-6): every value by hand."""
     train = tmp_path / 'train'
     stage1 = dict(objective='diffusion', train_acc_generated=0.5)
-    stage2 = dict(objective='joint', gen_acc=0.9, train_loss_con=0.1)
+    stage2 = dict(objective='joint', gen_acc=0.9, real_acc=0.5,
+                  train_loss_con=0.1)
     write_lines(train / 'generation_diagnostics.jsonl', [
         dict(stage1, epoch=1, gen_acc=0.2, train_loss_con=2.5),
         dict(stage1, epoch=2, gen_acc=0.5, train_loss_con=1.0),
         dict(stage1, epoch=3, gen_acc=0.1, train_loss_con=9.0),  # resumed
         dict(stage1, epoch=3, gen_acc=0.75, train_loss_con=0.5),
         dict(stage2, epoch=4, train_acc_generated=0.2,
-             train_ce_generated=3.5),
+             train_ce_generated=3.5, gen_acc=0.1, real_acc=0.15),
         dict(stage2, epoch=5, train_acc_generated=0.9,
              train_ce_generated=1.0),
         dict(stage2, epoch=6, train_acc_generated=0.7,
@@ -186,11 +187,12 @@ def test_learning_criteria_read_off_the_diagnostics(tmp_path):
     assert got['acc_generated_later_min'] == 0.7
     assert got['ce_generated_max'] == 3.5
     assert got['chance_ce'] == pytest.approx(math.log(27))
+    assert got['gen_over_real_min'] == pytest.approx(-0.05)
     # Without the coarse text there is no loss_con to check; before stage 2
     # nothing is decided.
     write_lines(tmp_path / 'fine/generation_diagnostics.jsonl', [
         dict(epoch=1, objective='diffusion', gen_acc=0.3),
-        dict(epoch=2, objective='joint', gen_acc=0.3,
+        dict(epoch=2, objective='joint', gen_acc=0.3, real_acc=0.2,
              train_acc_generated=0.4, train_ce_generated=2.0)])
     fine = learning_criteria(str(tmp_path / 'fine'), 27)
     assert fine['loss_con_fall'] is None and fine['faithfulness'] == 0.3
@@ -226,13 +228,15 @@ def test_learning_table_shows_the_worst_seed(tmp_path):
         cocodiff={
             0: run(0.7, loss_con_fall=0.9, faithfulness=0.8,
                    acc_generated_first_epoch=0.2,
-                   acc_generated_later_min=0.6, ce_generated_max=2.0),
+                   acc_generated_later_min=0.6, ce_generated_max=2.0,
+                   gen_over_real_min=0.05),
             1: run(0.8, loss_con_fall=0.5, faithfulness=0.95,
                    acc_generated_first_epoch=0.1,
-                   acc_generated_later_min=0.9, ce_generated_max=2.5)})
+                   acc_generated_later_min=0.9, ce_generated_max=2.5,
+                   gen_over_real_min=-0.02)})
     table = format_study_table(spec, spec.budgets['cpu'], results)
     assert ('| cocodiff | 2 | 50.0 % | 80.0 % | 10.0 % | 60.0 % | '
-            '2.50 / 3.30 |') in table
+            '2.50 / 3.30 | -2.0 |') in table
     # Val: 75.0 ± 7.1; paired +0.2 and +0.2 -> +20.0 ± 0.0, both better.
     assert '| cocodiff | 2 | 75.0 ± 7.1 | +20.0 ± 0.0 (2/2) |' in table
 

@@ -15,6 +15,12 @@ every stage-1 (``objective`` "diffusion") and stage-2 ("joint") epoch:
   generated features before its weight and ramp) against chance level
   ``ln(num_classes)``.
 
+Beside them, one relative check: in every stage-2 epoch, how much more
+often the classifier recognises the generated validation features than
+the real ones (``gen_acc - real_acc``). A freshly initialised classifier
+cannot recognise half the generated features in its first epochs; it
+should not recognise them less often than real clips.
+
 Lines written before the hook recorded the training means lack the
 ``train_*`` values; their checks read None.
 """
@@ -85,4 +91,6 @@ def learning_criteria(train_dir: str, num_classes: int) -> Optional[Dict]:
         acc_generated_first_epoch=by_epoch.get(1),
         acc_generated_later_min=min(later) if later else None,
         ce_generated_max=max(ce) if ce else None,
-        chance_ce=math.log(num_classes))
+        chance_ce=math.log(num_classes),
+        gen_over_real_min=min(line['gen_acc'] - line['real_acc']
+                              for line in stage2))

@@ -607,7 +607,8 @@ def _learning_table(spec: StudySpec,
                 f'{_worst(found, "acc_generated_first_epoch", min)} | '
                 f'{_worst(found, "acc_generated_later_min", min)} | '
                 f'{_worst(found, "ce_generated_max", max, percent=False)} / '
-                f'{found[0]["chance_ce"]:.2f} |')
+                f'{found[0]["chance_ce"]:.2f} | '
+                f'{_worst(found, "gen_over_real_min", min, signed=True)} |')
     if not rows:
         return []
     return [
@@ -618,23 +619,29 @@ def _learning_table(spec: StudySpec,
         f'(≥ {FAITHFULNESS:.0%}) | `acc_generated`, stage-2 epoch 1 | '
         '`acc_generated`, lowest stage-2 epoch from the 2nd '
         f'(≥ {STAGE2_ACC_GENERATED:.0%}) | largest `ce_generated` epoch '
-        '/ chance ln C |', '|' + '---|' * 7, *rows, '',
+        '/ chance ln C | stage 2, generated − real recognised, lowest epoch '
+        '(val) |', '|' + '---|' * 8, *rows, '',
         '`loss_con` fall: 1 − last stage-1 epoch / first. '
         '`acc_generated`: per stage-2 epoch; in epoch 1 the classifier '
         'starts from random weights. `ce_generated`: the largest epoch of '
         'the CE on generated features before '
-        'its weight and ramp. All epoch means of the training outputs, from '
-        'each run\'s `train/generation_diagnostics.jsonl`.', ''
+        'its weight and ramp. These are epoch means of the training outputs; '
+        'the last column compares the classifier\'s accuracy on generated '
+        'and real validation features after each stage-2 epoch (points). '
+        'All from each run\'s `train/generation_diagnostics.jsonl`.', ''
     ]
 
 
 def _worst(found: List[Dict], key: str, pick: Callable,
-           percent: bool = True) -> str:
-    """``pick`` (min or max) of ``key`` over the runs that measured it."""
+           percent: bool = True, signed: bool = False) -> str:
+    """``pick`` (min or max) of ``key`` over the runs that measured it:
+    a percentage, signed points, or a plain number."""
     values = [c[key] for c in found if c.get(key) is not None]
     if not values:
         return '—'
     value = pick(values)
+    if signed:
+        return f'{100 * value:+.1f}'
     return f'{100 * value:.1f} %' if percent else f'{value:.2f}'
 
 

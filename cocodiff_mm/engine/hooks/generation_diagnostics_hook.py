@@ -19,9 +19,10 @@ from .stage_info import unwrapped_model
 FAITHFULNESS_INFO = 'stage1_faithfulness'
 
 #: Training outputs whose means over the measured epochs the hook records
-#: (as ``train_<key>``): mmengine's log shows ``acc_generated`` and
-#: ``ce_generated`` of the last batch only.
-TRAINING_KEYS = ('loss_con', 'acc_generated', 'ce_generated')
+#: (as ``train_<key>``): mmengine's log shows the accuracies and
+#: ``ce_generated`` of the last batch only. ``top1_acc`` is the accuracy on
+#: the real clips of the same batches.
+TRAINING_KEYS = ('loss_con', 'acc_generated', 'ce_generated', 'top1_acc')
 
 
 @HOOKS.register_module()
@@ -42,11 +43,11 @@ class GenerationDiagnosticsHook(Hook):
       distance of generated features to their own class's real mean and to
       the nearest other class's; ``dist_ratio_real`` is the same ratio for
       the real features;
-    * ``train_loss_con``, ``train_acc_generated`` and
-      ``train_ce_generated``: the means of these training outputs over every
+    * ``train_loss_con``, ``train_acc_generated``, ``train_ce_generated``
+      and ``train_top1_acc``: the means of these training outputs over every
       iteration since the last measurement (those the objective has), over
       all ranks. ``ce_generated`` is the CE on generated features before
-      its weight and ramp.
+      its weight and ramp, ``top1_acc`` the accuracy on the real clips.
 
     The values go to the log, the visualizer (``diag/*``) and one JSON line
     per epoch in ``<work_dir>/generation_diagnostics.jsonl``. In stage 1,
