@@ -270,8 +270,7 @@ class StudyRunner:
         self.python = python
         self.execute = execute or self._execute
         self.echo = echo
-        self._two_stage: Dict[str, bool] = {}
-        self._num_classes: Dict[str, int] = {}
+        self._configs: Dict = {}
 
     # ------------------------------------------------------------------
     # Paths and commands
@@ -292,22 +291,22 @@ class StudyRunner:
         with open(path) as file:
             return json.load(file)
 
+    def arm_config(self, arm: Arm):
+        """The arm's training config (read once), without its overrides."""
+        if arm.config not in self._configs:
+            from mmengine.config import Config
+            self._configs[arm.config] = Config.fromfile(
+                osp.join(self.root, arm.config))
+        return self._configs[arm.config]
+
     def is_two_stage(self, arm: Arm) -> bool:
         """Whether the arm's config trains with :class:`TwoStageLoop`."""
-        if arm.config not in self._two_stage:
-            from mmengine.config import Config
-            cfg = Config.fromfile(osp.join(self.root, arm.config))
-            self._two_stage[arm.config] = (
-                cfg.get('train_cfg', {}).get('type') == 'TwoStageLoop')
-        return self._two_stage[arm.config]
+        train_cfg = self.arm_config(arm).get('train_cfg', {})
+        return train_cfg.get('type') == 'TwoStageLoop'
 
     def num_classes(self, arm: Arm) -> int:
         """Classes of the arm's model (chance CE is their log)."""
-        if arm.config not in self._num_classes:
-            from mmengine.config import Config
-            cfg = Config.fromfile(osp.join(self.root, arm.config))
-            self._num_classes[arm.config] = cfg.model.cls_head.num_classes
-        return self._num_classes[arm.config]
+        return self.arm_config(arm).model.cls_head.num_classes
 
     def budget_options(self, arm: Arm) -> List[str]:
         """The overrides that give ``arm`` the study's budget."""
@@ -474,8 +473,8 @@ class StudyRunner:
     # Table
     # ------------------------------------------------------------------
     def collect(self) -> Dict[str, Dict[int, Dict]]:
-        """Finished results by arm and seed; two-stage runs whose training
-        logs are at hand also get their ``learning`` criteria (see
+        """Finished results by arm and seed; two-stage runs whose work dirs
+        are at hand also get their ``learning`` criteria (see
         :mod:`~cocodiff_mm.analysis.learning_criteria`)."""
         results = {}
         for arm, seed in self.runs():
