@@ -129,6 +129,32 @@ def likely_cause(missing: Sequence[str], unexpected: Sequence[str],
         'trained with'
 
 
+def mismatch_message(path: str, missing: Sequence[str],
+                     unexpected: Sequence[str], shapes: Sequence[str],
+                     target: str = 'the model') -> str:
+    """The one sentence every tool gives for a checkpoint that does not fit.
+
+    Args:
+        path (str): The checkpoint.
+        missing, unexpected, shapes (sequence[str]): As
+            :func:`compare_state` returns them.
+        target (str): What it was compared with. Defaults to
+            ``'the model'``.
+
+    Returns:
+        str: The path, the count and first keys of each kind, and the
+        likely cause.
+    """
+    parts = [
+        f'{len(found)} {kind} ({_listed(found)})'
+        for kind, found in (('missing keys', missing),
+                            ('unexpected keys', unexpected),
+                            ('shape mismatches', shapes)) if found
+    ]
+    return (f'{path} does not match {target}: ' + '; '.join(parts) +
+            f'. Likely cause: {likely_cause(missing, unexpected, shapes)}')
+
+
 def check_checkpoint_matches(model: nn.Module, path: str) -> Dict:
     """Refuse ``path`` unless its keys and shapes fit ``model``.
 
@@ -148,14 +174,7 @@ def check_checkpoint_matches(model: nn.Module, path: str) -> Dict:
     missing, unexpected, shapes = compare_state(
         model.state_dict(), state_dict_of(checkpoint))
     if missing or unexpected or shapes:
-        parts = [
-            f'{len(found)} {kind} ({_listed(found)})'
-            for kind, found in (('missing keys', missing),
-                                ('unexpected keys', unexpected),
-                                ('shape mismatches', shapes)) if found
-        ]
         raise CheckpointMismatchError(
-            f'{path} does not match the model: ' + '; '.join(parts) +
-            f'. Likely cause: {likely_cause(missing, unexpected, shapes)}. '
-            '(--non-strict loads it anyway)')
+            mismatch_message(path, missing, unexpected, shapes) +
+            '. (--non-strict loads it anyway)')
     return checkpoint

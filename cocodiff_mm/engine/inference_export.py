@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from ..utils.atomic_write import atomic_path
 from .checkpoint_match import (CheckpointMismatchError, compare_state,
-                               is_training_only, likely_cause,
+                               is_training_only, mismatch_message,
                                read_checkpoint, state_dict_of)
 
 
@@ -67,14 +67,9 @@ def export_inference_checkpoint(src: str, dst: str,
         found = compare_state(model.state_dict(), kept)
         # A baseline model has no training-only keys; any other miss counts.
         if any(found):
-            missing, unexpected, shapes = found
             raise CheckpointMismatchError(
-                f'{src}: its inference weights do not load strictly into the '
-                f'given config ({len(missing)} missing, {len(unexpected)} '
-                f'unexpected, {len(shapes)} mis-shaped keys, first: '
-                f'{(missing + unexpected + shapes)[0]}). Likely cause: '
-                f'{likely_cause(missing, unexpected, shapes)}; nothing was '
-                f'written to {dst}')
+                mismatch_message(src, *found, target='the given config') +
+                f'; nothing was written to {dst}')
     meta = dict(checkpoint.get('meta') or {})
     meta['exported_from'] = os.path.abspath(src)
     meta['dropped_training_only_keys'] = len(dropped)
@@ -108,11 +103,8 @@ def load_inference_weights(model: nn.Module,
     kept, dropped = split_inference_state(loaded.get('state_dict', loaded))
     missing, unexpected, shapes = compare_state(model.state_dict(), kept)
     if missing or unexpected or shapes:
-        first = missing[:3] + unexpected[:3] + shapes[:3]
         raise CheckpointMismatchError(
-            f'{checkpoint} does not fit the config\'s model: '
-            f'{len(missing)} missing, {len(unexpected)} unexpected, '
-            f'{len(shapes)} mis-shaped keys (first: {"; ".join(first)}). '
-            f'Likely cause: {likely_cause(missing, unexpected, shapes)}')
+            mismatch_message(checkpoint, missing, unexpected, shapes,
+                             target='the config\'s model'))
     model.load_state_dict(kept, strict=True)
     return dropped
