@@ -176,7 +176,7 @@ def test_mismatched_checkpoint_exits_2_in_one_line(baseline_checkpoint,
     assert result.returncode == 2, result.stderr[-2000:]
     (line, ) = [text for text in result.stderr.splitlines()
                 if text.startswith('error:')]
-    assert 'does not fit' in line and 'backbone.data_bn' in line
+    assert 'does not match the config' in line and 'backbone.data_bn' in line
     assert 'Likely cause' in line
     assert not output.exists()
 
