@@ -11,7 +11,9 @@ closed forms:
 * ``StageLogResetHook``: no stage starts with the previous stage's losses;
 * ``train_cfg.stage1.faithfulness_target``: stage 1 ends after the epoch
   whose faithfulness (in the message hub) meets it, stage 2 keeps its
-  epochs and learning rates, and a resume skips what the run skipped.
+  epochs and learning rates, and a resume skips what the run skipped;
+* ``GeneratedLossRampHook(start_acc=...)``: the ramp begins after the first
+  stage-2 epoch whose acc_generated reaches it, also after a resume.
 
 ``StageTimerHook`` (``stage_times.json`` keeps the time spent before a
 resume) is checked across two killed-and-resumed processes in
@@ -28,6 +30,8 @@ from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
+from cocodiff_mm.engine.hooks.generated_loss_ramp_hook import \
+    RAMP_START_INFO
 from cocodiff_mm.engine.hooks.generation_diagnostics_hook import \
     FAITHFULNESS_INFO
 from cocodiff_mm.utils.config_keys import ConfigError
@@ -311,3 +315,65 @@ def test_the_loop_refuses_a_target_without_the_hook(tmp_path, ntu60_pickle,
                        'DiagnosticsHook.. in custom_hooks'):
         runner.train()
     assert not list(tmp_path.glob('*.pth'))
+
+
+# ----------------------------------------------------------------------
+# CE on generated features once the classifier recognises them (start_acc)
+# ----------------------------------------------------------------------
+@HOOKS.register_module(force=True)
+class PlannedGeneratedAccuracyHook(Hook):
+    """Replaces each stage-2 iteration's acc_generated with the planned
+    value of its stage-2 epoch (before GeneratedLossRampHook reads it)."""
+
+    priority = 'ABOVE_NORMAL'
+
+    def __init__(self, values):
+        self.values = values
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        stage = runner.train_loop.stage
+        if stage.index == 2:
+            outputs['acc_generated'] = torch.tensor(
+                self.values[runner.epoch - stage.begin])
+
+
+def gated_ramp_runner(work_dir, ntu60_pickle, bank_dir):
+    """Stage 2 of 3 epochs; the classifier 'recognises' 20 %, 60 % and 90 %
+    of the generated features in them; the ramp waits for 50 %."""
+    runner = build_runner(
+        work_dir, ntu60_pickle, bank_dir,
+        **{'train_cfg.stage2.epochs': 3,
+           'custom_hooks.0.start_acc': 0.5})
+    runner.register_hook(PlannedGeneratedAccuracyHook([0.2, 0.6, 0.9]))
+    return runner
+
+
+def test_ramp_waits_until_the_classifier_recognises_generated_features(
+        tmp_path, ntu60_pickle, text_bank_cache):
+    runner = gated_ramp_runner(tmp_path, ntu60_pickle, text_bank_cache)
+    runner.train()
+    joint = by_stage(recorder(runner).records)['joint']
+    per_epoch = len(joint) // 3
+    # No CE on generated features in stage 2's first two epochs: the first
+    # (20 %) is below 50 %, the second (60 %) reaches it; the one-epoch
+    # ramp runs in the third.
+    expected = [0.0] * (2 * per_epoch) + [k / per_epoch
+                                          for k in range(per_epoch)]
+    assert [r['scale'] for r in joint] == pytest.approx(expected)
+    assert runner.message_hub.get_info(RAMP_START_INFO) == 4
+    log = next(tmp_path.rglob('*.log')).read_text()
+    assert 'recognised 60.0% of the generated features in epoch 4 ' \
+        '(start_acc 50.0%)' in log
+
+    # A run resumed after that epoch keeps the ramp where it was.
+    resumed_dir = tmp_path / 'resumed'
+    resumed_dir.mkdir()
+    shutil.copy(tmp_path / 'epoch_4.pth', resumed_dir / 'epoch_4.pth')
+    resumed = gated_ramp_runner(resumed_dir, ntu60_pickle, text_bank_cache)
+    resumed._resume = True
+    resumed._load_from = str(resumed_dir / 'epoch_4.pth')
+    resumed.train()
+    again = by_stage(recorder(resumed).records)['joint']
+    assert [r['scale'] for r in again] == pytest.approx(
+        expected[2 * per_epoch:])

@@ -75,7 +75,9 @@ cocodiff_train_cfg = dict(
 # The loop's per-iteration and per-epoch jobs, as hooks:
 # - the weight of CE on generated features rises from 0 to 1 over stage 2's
 #   first epochs, while the diffusion adapts to the fresh GCN
-#   (--cfg-options custom_hooks.0.warmup_epochs=3);
+#   (--cfg-options custom_hooks.0.warmup_epochs=3), or only once the fresh
+#   classifier recognises half the generated features of an epoch
+#   (custom_hooks.0.start_acc=0.5);
 # - stage_times.json, the wall time of each stage (kept across --resume);
 # - each stage starts with fresh smoothed loss logs;
 # - class faithfulness, diversity (DIV) and class-mean distances of the

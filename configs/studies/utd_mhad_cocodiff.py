@@ -57,6 +57,10 @@ arms = [
          '80 % of generated validation features (at most the budget\'s '
          'stage-1 epochs)'),
     # Stage-2 levers (issue 10), each against `cocodiff`.
+    dict(name='gen_gated', config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, 'custom_hooks.0.start_acc=0.5'],
+         description='stage 2: CE on generated features ramps up only after '
+         'an epoch in which the classifier recognised half of them'),
     dict(name='gen_no_ramp', config=_cocodiff, init_from='baseline',
          cfg_options=[_minilm, 'custom_hooks.0.warmup_epochs=0'],
          description='stage 2: CE on generated features at full weight from '

@@ -5,12 +5,12 @@ from typing import Dict, Optional, Tuple
 
 import torch
 from mmaction.registry import HOOKS
-from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 
 from ...analysis.feature_diagnostics import (accuracy, class_mean_distances,
                                              class_means, diversity)
 from ..feature_cache import PooledFeatureCache
+from .rank_mean import mean_over_ranks
 from .stage_info import unwrapped_model
 
 #: Runtime-info key of the message hub (saved in every checkpoint): the
@@ -124,11 +124,11 @@ class GenerationDiagnosticsHook(Hook):
         if head.objective == 'diffusion':
             runner.message_hub.update_info(
                 FAITHFULNESS_INFO,
-                _mean_over_ranks(values['gen_acc'], values['num_samples']))
+                mean_over_ranks(values['gen_acc'], values['num_samples']))
         for key in TRAINING_KEYS:  # every rank has the same keys
             if key in self._training_sums:
                 total, count = self._training_sums[key]
-                values[f'train_{key}'] = _mean_over_ranks(total / count,
+                values[f'train_{key}'] = mean_over_ranks(total / count,
                                                           count)
         self._training_sums = {}
         values = dict(epoch=runner.epoch + 1, objective=head.objective,
@@ -188,14 +188,6 @@ class GenerationDiagnosticsHook(Hook):
         batches = _FirstBatches(dataloader, self.max_samples)
         cache = PooledFeatureCache.extract(model, batches)
         return cache.pooled[:self.max_samples], cache.labels[:self.max_samples]
-
-
-def _mean_over_ranks(value: float, count: int) -> float:
-    """The mean of a per-rank mean over every rank's samples, so that all
-    ranks take the same decision from it (identity without DDP)."""
-    totals = torch.tensor([value * count, float(count)], dtype=torch.float64)
-    all_reduce(totals, op='sum')
-    return float(totals[0] / totals[1])
 
 
 class _FirstBatches:
