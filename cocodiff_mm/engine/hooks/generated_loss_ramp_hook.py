@@ -17,8 +17,9 @@ class GeneratedLossRampHook(Hook):
     """Ramps the weight of CE(generated) from 0 to 1 at the joint stage.
 
     At stage 2's start the GCN is fresh while the diffusion was trained on
-    the old GCN's features; the generated features only become useful once
-    the diffusion has adapted. Before every iteration the hook sets
+    the old GCN's features; a ramp holds CE(generated) back while the
+    diffusion adapts (by default it does not: see ``warmup_epochs``).
+    Before every iteration the hook sets
     ``cls_head.gen_cls_scale`` (the factor on ``loss_gen_cls``) to the
     fraction of ``warmup_epochs`` done since the ramp began, and logs it as
     ``gen_cls_scale``. The ramp begins with the stage, or, with
@@ -32,8 +33,10 @@ class GeneratedLossRampHook(Hook):
 
     Args:
         warmup_epochs (float): Length of the ramp in epochs; 0 makes it a
-            step (scale 1 once the ramp begins). Defaults to 5 (the
-            recipe's lr warm-up).
+            step (scale 1 once the ramp begins). Defaults to 0: on
+            UTD-MHAD validation a 5-epoch ramp left the fresh classifier
+            below chance on generated features for its first epochs and
+            scored lower (``docs/results.md``).
         start_acc (float, optional): Begin the ramp after the first epoch
             whose mean ``acc_generated`` reaches it. Defaults to None (with
             the stage).
@@ -42,7 +45,7 @@ class GeneratedLossRampHook(Hook):
     priority = 'NORMAL'
 
     def __init__(self,
-                 warmup_epochs: float = 5,
+                 warmup_epochs: float = 0,
                  start_acc: Optional[float] = None) -> None:
         if warmup_epochs < 0:
             raise ValueError('GeneratedLossRampHook.warmup_epochs must be '
