@@ -118,14 +118,13 @@ def fake_tools(commands):
     return execute
 
 
-def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
-    """One process per seed can share a machine: each trains and tests its
-    own seed, and refuses a seed the budget does not have."""
-    spec = load_study_spec(str(write_spec(tmp_path / 'spec.py', """
+def baseline_and_cocodiff_spec(tmp_path, seeds, final=None):
+    """A two-arm UTD-MHAD spec (CoCoDiff starting from the baseline)."""
+    return load_study_spec(str(write_spec(tmp_path / 'spec.py', f"""
         name = 's'
         baseline = 'baseline'
-        final = ['baseline', 'cocodiff']
-        seeds = [0, 1, 2]
+        final = {list(final or ())!r}
+        seeds = {seeds!r}
         arms = [
             dict(name='baseline', config='configs/ctrgcn_utd_mhad_dev.py'),
             dict(name='cocodiff',
@@ -134,6 +133,13 @@ def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
         ]
         budgets = dict(cpu=dict(epochs=1, stage1_epochs=1))
         """)), root=str(REPO))
+
+
+def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
+    """One process per seed can share a machine: each trains and tests its
+    own seed, and refuses a seed the budget does not have."""
+    spec = baseline_and_cocodiff_spec(tmp_path, seeds=[0, 1, 2],
+                                      final=['baseline', 'cocodiff'])
     commands = []
     work = str(tmp_path / 'runs')
     runner = StudyRunner(spec, 'cpu', work, str(REPO),
@@ -204,18 +210,7 @@ def test_learning_criteria_read_off_the_diagnostics(tmp_path):
 
 
 def test_learning_table_shows_the_worst_seed(tmp_path):
-    spec = load_study_spec(str(write_spec(tmp_path / 'spec.py', """
-        name = 's'
-        baseline = 'baseline'
-        seeds = [0, 1]
-        arms = [
-            dict(name='baseline', config='configs/ctrgcn_utd_mhad_dev.py'),
-            dict(name='cocodiff',
-                 config='configs/ctrgcn_cocodiff_utd_mhad_dev.py',
-                 init_from='baseline'),
-        ]
-        budgets = dict(cpu=dict(epochs=1, stage1_epochs=1))
-        """)), root=str(REPO))
+    spec = baseline_and_cocodiff_spec(tmp_path, seeds=[0, 1])
 
     def run(top1, **learning):
         result = dict(val={'acc/top1': top1}, train_seconds=60)
