@@ -160,6 +160,58 @@ def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
         StudyRunner(spec, 'cpu', work, str(REPO), seeds=[1, 7])
 
 
+def test_a_finished_run_whose_config_changed_is_refused(tmp_path):
+    """A finished run records its resolved config: a default changed in the
+    config afterwards makes the runner refuse the run instead of counting
+    it, pinning the old value in the arm's cfg_options makes the run
+    current again, and a result from before digests is taken as it is."""
+    config = tmp_path / 'baseline.py'
+
+    def write_config(lr):
+        config.write_text(
+            f"_base_ = '{REPO}/configs/ctrgcn_utd_mhad_dev.py'\n"
+            f'optim_wrapper = dict(optimizer=dict(lr={lr}))\n')
+
+    def runner_for(cfg_options=()):
+        spec = load_study_spec(str(write_spec(tmp_path / 'spec.py', f"""
+            name = 's'
+            baseline = 'baseline'
+            final = ['baseline']
+            seeds = [0]
+            arms = [dict(name='baseline', config={str(config)!r},
+                         cfg_options={list(cfg_options)!r})]
+            budgets = dict(cpu=dict(epochs=1, stage1_epochs=1))
+            """)), root=str(REPO))
+        return StudyRunner(spec, 'cpu', str(tmp_path / 'runs'), str(REPO),
+                           execute=fake_tools(commands), echo=lambda _: None)
+
+    commands = []
+    write_config(0.1)
+    runner_for().run_all()
+    runner_for().run_all()
+    assert len(commands) == 2  # trained and validated once, then skipped
+    write_config(0.05)
+    stale = runner_for()
+    result_path = stale.result_path(stale.spec.arm('baseline'), 0)
+    message = (rf"{result_path}: config_digest \w+ does not match arm "
+               r"'baseline' as it resolves now \(\w+\).*Pin the old values")
+    with pytest.raises(StudySpecError, match=message):
+        stale.run_all()
+    with pytest.raises(StudySpecError, match=message):
+        stale.run_test(['baseline'])
+    assert len(commands) == 2
+    pinned = runner_for(['optim_wrapper.optimizer.lr=0.1'])
+    pinned.run_test(['baseline'])
+    assert len(commands) == 3
+    with open(result_path) as file:
+        legacy = json.load(file)
+    del legacy['config_digest']
+    with open(result_path, 'w') as file:
+        json.dump(legacy, file)
+    runner_for().run_all()
+    assert len(commands) == 3
+
+
 def write_lines(path, rows):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(''.join(json.dumps(row) + '\n' for row in rows))

@@ -9,10 +9,15 @@ Test-split numbers are produced only by a separate, explicit ``--test``
 pass over the final arms, after their validation runs are complete.
 
 Runs resume: a finished run (its ``result.json``) is skipped, and an
-interrupted training continues from its latest checkpoint.
+interrupted training continues from its latest checkpoint. A finished run
+records a digest of its resolved training config; if the config, one of its
+bases' defaults or the overrides change afterwards, the runner refuses the
+stale run instead of counting it.
 """
+import argparse
 import difflib
 import glob
+import hashlib
 import json
 import math
 import os
@@ -271,6 +276,7 @@ class StudyRunner:
         self.execute = execute or self._execute
         self.echo = echo
         self._configs: Dict = {}
+        self._digests: Dict[str, str] = {}
 
     # ------------------------------------------------------------------
     # Paths and commands
@@ -298,6 +304,53 @@ class StudyRunner:
             self._configs[arm.config] = Config.fromfile(
                 osp.join(self.root, arm.config))
         return self._configs[arm.config]
+
+    def config_digest(self, arm: Arm) -> str:
+        """Digest of the arm's training config as the study resolves it now.
+
+        The config file with its bases, merged with the budget's and the
+        arm's overrides exactly as ``tools/train.py`` merges
+        ``--cfg-options``. The per-seed starting checkpoint
+        (``train_cfg.pretrained``) is not part of it.
+        """
+        if arm.name not in self._digests:
+            from mmengine.config import Config, DictAction
+            parser = argparse.ArgumentParser()
+            parser.add_argument(
+                '--cfg-options', nargs='+', action=DictAction, default={})
+            options = self.budget_options(arm) + list(arm.cfg_options)
+            overrides = parser.parse_args(
+                ['--cfg-options', *options] if options else []).cfg_options
+            cfg = Config.fromfile(osp.join(self.root, arm.config))
+            cfg.merge_from_dict(overrides)
+            text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+            self._digests[arm.name] = hashlib.sha256(
+                text.encode()).hexdigest()[:16]
+        return self._digests[arm.name]
+
+    def current_result(self, arm: Arm, seed: int) -> Optional[Dict]:
+        """The run's result, refused if its config has changed since.
+
+        Results written before runs recorded ``config_digest`` are taken
+        as they are.
+
+        Raises:
+            StudySpecError: The recorded ``config_digest`` differs from the
+                arm's config as it resolves now.
+        """
+        result = self.read_result(arm, seed)
+        if result is None or 'config_digest' not in result:
+            return result
+        digest = self.config_digest(arm)
+        if result['config_digest'] != digest:
+            raise StudySpecError(
+                f'{self.result_path(arm, seed)}: config_digest '
+                f'{result["config_digest"]} does not match arm '
+                f'{arm.name!r} as it resolves now ({digest}): its config, '
+                'a default of its bases or its cfg_options changed since '
+                'this run. Pin the old values in the arm\'s cfg_options, '
+                f'or move {self.run_dir(arm, seed)} away to train it again')
+        return result
 
     def is_two_stage(self, arm: Arm) -> bool:
         """Whether the arm's config trains with :class:`TwoStageLoop`."""
@@ -327,7 +380,7 @@ class StudyRunner:
         options = self.budget_options(arm) + list(arm.cfg_options)
         if arm.init_from is not None:
             source = self.spec.arm(arm.init_from)
-            result = self.read_result(source, seed)
+            result = self.current_result(source, seed)
             if result is None:
                 raise RuntimeError(f'{arm.name} seed {seed} starts from '
                                    f'{source.name} seed {seed}, which has '
@@ -385,7 +438,7 @@ class StudyRunner:
                 and seed in self.seeds]
         started, durations = time.perf_counter(), []
         for number, (arm, seed) in enumerate(todo, 1):
-            if self.read_result(arm, seed) is not None:
+            if self.current_result(arm, seed) is not None:
                 self.echo(f'[{number}/{len(todo)}] {arm.name} seed {seed}: '
                           'done (skipped)')
                 continue
@@ -433,6 +486,7 @@ class StudyRunner:
             budget=self.budget.name,
             config=arm.config,
             cfg_options=self.budget_options(arm) + list(arm.cfg_options),
+            config_digest=self.config_digest(arm),
             checkpoint=checkpoint,
             val=val,
             train_seconds=spent,
@@ -455,7 +509,7 @@ class StudyRunner:
                                f'finished: {", ".join(missing)}')
         for arm in chosen:
             for seed in self.seeds:
-                result = self.read_result(arm, seed)
+                result = self.current_result(arm, seed)
                 if 'test' in result:
                     continue
                 self.echo(f'{arm.name} seed {seed}: test split '
