@@ -15,6 +15,7 @@ bases' defaults or the overrides change afterwards, the runner refuses the
 stale run instead of counting it.
 """
 import argparse
+import copy
 import difflib
 import glob
 import hashlib
@@ -314,15 +315,17 @@ class StudyRunner:
         (``train_cfg.pretrained``) is not part of it.
         """
         if arm.name not in self._digests:
-            from mmengine.config import Config, DictAction
+            from ..engine.launch import add_runner_arguments
+
+            # tools/train.py's own parser, so that values and list indices
+            # resolve as they do for the run.
             parser = argparse.ArgumentParser()
-            parser.add_argument(
-                '--cfg-options', nargs='+', action=DictAction, default={})
-            options = self.budget_options(arm) + list(arm.cfg_options)
+            add_runner_arguments(parser)
+            options = self.run_options(arm)
             overrides = parser.parse_args(
                 ['--cfg-options', *options] if options else []).cfg_options
-            cfg = Config.fromfile(osp.join(self.root, arm.config))
-            cfg.merge_from_dict(overrides)
+            cfg = copy.deepcopy(self.arm_config(arm))
+            cfg.merge_from_dict(overrides or {})
             text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
             self._digests[arm.name] = hashlib.sha256(
                 text.encode()).hexdigest()[:16]
@@ -374,10 +377,15 @@ class StudyRunner:
             options = [f'train_cfg.max_epochs={epochs}']
         return [*self.budget.cfg_options, *options]
 
+    def run_options(self, arm: Arm) -> List[str]:
+        """Every ``--cfg-options`` of the arm's runs: the budget's, then the
+        arm's own (the per-seed ``train_cfg.pretrained`` excepted)."""
+        return self.budget_options(arm) + list(arm.cfg_options)
+
     def train_command(self, arm: Arm, seed: int) -> List[str]:
         """``tools/train.py`` for one run (resuming when it can)."""
         train_dir = osp.join(self.run_dir(arm, seed), 'train')
-        options = self.budget_options(arm) + list(arm.cfg_options)
+        options = self.run_options(arm)
         if arm.init_from is not None:
             source = self.spec.arm(arm.init_from)
             result = self.current_result(source, seed)
@@ -398,7 +406,7 @@ class StudyRunner:
     def test_command(self, arm: Arm, seed: int, checkpoint: str,
                      split: str, out: str) -> List[str]:
         """``tools/test.py`` of ``checkpoint`` on ``split``."""
-        options = self.budget_options(arm) + list(arm.cfg_options)
+        options = self.run_options(arm)
         return [
             self.python, 'tools/test.py', arm.config, checkpoint,
             '--work-dir',
@@ -485,7 +493,7 @@ class StudyRunner:
             seed=seed,
             budget=self.budget.name,
             config=arm.config,
-            cfg_options=self.budget_options(arm) + list(arm.cfg_options),
+            cfg_options=self.run_options(arm),
             config_digest=self.config_digest(arm),
             checkpoint=checkpoint,
             val=val,
