@@ -79,8 +79,8 @@ cocodiff_train_cfg = dict(
 #   2026-12-07), or start only once the fresh classifier recognises half the
 #   generated features of an epoch (custom_hooks.0.start_acc=0.5). On
 #   UTD-MHAD validation both scored lower, and without the generated CE the
-#   fresh classifier stays below chance on generated features
-#   (docs/results.md, "Stage-2 levers");
+#   fresh classifier recognises far fewer generated features in its first
+#   epochs (docs/results.md, "Stage-2 levers");
 # - stage_times.json, the wall time of each stage (kept across --resume);
 # - each stage starts with fresh smoothed loss logs;
 # - class faithfulness, diversity (DIV) and class-mean distances of the

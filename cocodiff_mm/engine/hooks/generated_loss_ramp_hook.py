@@ -34,9 +34,9 @@ class GeneratedLossRampHook(Hook):
     Args:
         warmup_epochs (float): Length of the ramp in epochs; 0 makes it a
             step (scale 1 once the ramp begins). Defaults to 0: on
-            UTD-MHAD validation a 5-epoch ramp left the fresh classifier
-            below chance on generated features for its first epochs and
-            scored lower (``docs/results.md``).
+            UTD-MHAD validation a 5-epoch ramp left the fresh classifier's
+            CE on generated features at chance level in its first epoch
+            and scored lower (``docs/results.md``).
         start_acc (float, optional): Begin the ramp after the first epoch
             whose mean ``acc_generated`` reaches it. Defaults to None (with
             the stage).
