@@ -1,7 +1,7 @@
 """Every shipped config parses, builds its model and trains one step.
 
 For speed the backbone is shrunk (``base_channels=16``, head
-``in_channels=64``), the diffusion chain has 5 steps instead of the
+``in_channels`` to match), the diffusion chain has 5 steps instead of the
 configured 30, and CoCoDiff heads use the offline pretrained MiniLM
 text encoder with a session-wide bank cache: each (texts, classes) bank the
 configs need is encoded once, then every model loads it from the cache.
@@ -30,10 +30,10 @@ from cocodiff_mm.models.text.text_bank import TextEmbeddingBank
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS: List[Path] = sorted((REPO / 'configs').glob('*.py'))
 
-#: Backbones the test knows how to shrink (both end at 4x base_channels).
-SHRINKABLE = ('CTRGCN', 'STGCN')
+#: Backbones the test knows how to shrink, and their output channels as a
+#: multiple of ``base_channels``.
+SHRINKABLE = dict(CTRGCN=4, STGCN=4, HDGCN=4, BlockGCN=2)
 SMALL_BASE = 16
-SMALL_FEATURES = 4 * SMALL_BASE
 SMALL_DIFFUSION_STEPS = 5
 
 #: Loss keys a CoCoDiff head returns in its default 'joint' objective.
@@ -119,7 +119,7 @@ def small_model_cfg(cfg: Config,
         pytest.fail(f'test_configs does not know how to shrink backbone '
                     f'{backbone.type!r}; add it to SHRINKABLE')
     backbone.base_channels = SMALL_BASE
-    model.cls_head.in_channels = SMALL_FEATURES
+    model.cls_head.in_channels = SHRINKABLE[backbone.type] * SMALL_BASE
     if is_cocodiff(cfg):
         head = model.cls_head
         head.text_bank.encoder = 'minilm'

@@ -1,0 +1,4 @@
+_base_ = ['./blockgcn_ntu120_xset.py', './_base_/cocodiff_blockgcn.py']
+model = dict(cls_head={{_base_.cocodiff_head}})
+optim_wrapper = {{_base_.cocodiff_optim_wrapper}}
+train_cfg = {{_base_.cocodiff_train_cfg}}
