@@ -290,3 +290,106 @@ def test_merge_annotations():
         merge_annotations(base, dict(train=['c']), [sample('c')])
     with pytest.raises(ValueError, match='frame_dir already present'):
         merge_annotations(base, dict(test=['a']), [sample('a')])
+
+
+# ------------------------------------------- empty clips and unsafe pickles
+def test_near_constant_is_defined_in_closed_form():
+    from cocodiff_mm.datasets.annotation_check import (
+        NEAR_CONSTANT_TOLERANCE, empty_clip_kind)
+
+    assert NEAR_CONSTANT_TOLERANCE == 1e-6
+    shape = (1, 10, 25, 3)  # 250 values per coordinate
+    assert empty_clip_kind(np.zeros(shape, np.float32)) == 'all-zero'
+    assert empty_clip_kind(np.full(shape, 3.0)) == 'near-constant'
+    # One value off by d moves the mean by d / 250: its deviation is
+    # d * 249 / 250, below the tolerance for d = 1e-6, above for 2e-6.
+    for offset, expected in ((1e-6, 'near-constant'), (2e-6, None)):
+        clip = np.full(shape, 3.0)
+        clip[0, 4, 7, 1] += offset
+        assert empty_clip_kind(clip) == expected, offset
+    # A still pose (joints apart, no motion) is not empty, nor is a moving
+    # person beside an all-zero second one.
+    still = np.repeat(np.arange(75.0).reshape(1, 1, 25, 3), 10, axis=1)
+    assert empty_clip_kind(still) is None
+    two = np.zeros((2, 10, 25, 3), np.float32)
+    two[0] = np.random.default_rng(0).normal(size=(10, 25, 3))
+    assert empty_clip_kind(two) is None
+
+
+def _with_empty_clips() -> dict:
+    zero, flat = sample('zero'), sample('flat')
+    zero['keypoint'] = np.zeros_like(zero['keypoint'])
+    flat['keypoint'] = np.full_like(flat['keypoint'], 0.25)
+    return dataset(sample('a'), zero, flat, sample('b'))
+
+
+def test_empty_clips_warn_by_default_and_fail_on_request(tmp_path, capsys):
+    from cocodiff_mm.datasets.annotation_check import EmptyClipWarning
+
+    data = _with_empty_clips()
+    with pytest.warns(EmptyClipWarning) as caught:
+        assert check_annotations(data, source='x.pkl') == []
+    message = str(caught[0].message)
+    assert message.startswith('x.pkl: 2 of 4 clips are empty: 1 all-zero '
+                              '(zero), 1 near-constant (flat)')
+    keys, problems = check(data, fail_on_empty=True)
+    assert keys == [('zero', 'keypoint'), ('flat', 'keypoint')]
+    assert 'all-zero clip' in problems[0].message
+    assert 'near-constant clip' in problems[1].message
+
+    path = write_annotations(tmp_path / 'empty.pkl', data['split'],
+                             data['annotations'])
+    cli = load_cli()
+    assert cli.main([str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f'{path}: warning: 2 of 4 clips are empty: '
+                             '1 all-zero (zero), 1 near-constant (flat)')
+    assert out[1:] == [f'{path}: OK', 'summary: 0 problem(s) in 1 file(s)']
+    assert cli.main([str(path), '--fail-on-empty']) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f'{path}: [zero] keypoint: all-zero clip')
+    assert out[-1] == 'summary: 2 problem(s) in 1 file(s)'
+
+
+def test_an_annotation_pickle_that_would_run_code_is_refused(tmp_path,
+                                                             capsys):
+    import os
+
+    from cocodiff_mm.datasets.demo.generator import write_demo_dataset
+    from cocodiff_mm.datasets.pickle_io import load_pickle
+
+    marker = tmp_path / 'MARKER'
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    data = dataset(sample('a'))
+    data['annotations'][0]['img_shape'] = Payload()
+    path = tmp_path / 'payload.pkl'
+    with open(path, 'wb') as file:
+        pickle.dump(data, file)
+    refusal = (f'{path}: refusing to unpickle {os.system.__module__}.system:'
+               ' only numpy, torch tensors and builtin containers are allowed'
+               ' in an annotation pickle')
+    problems = check_annotation_file(path)
+    assert [str(p) for p in problems] == [f'[<root>] file: {refusal}']
+    with pytest.raises(ValueError) as error:
+        load_pickle(path)
+    assert str(error.value) == refusal
+    assert load_cli().main([str(path)]) == 1
+    assert refusal in capsys.readouterr().out
+    assert not marker.exists()
+    # Real annotation files still load: the demo generator's, and 2D ones
+    # with scores pickled with the default protocol.
+    demo = write_demo_dataset(tmp_path / 'demo.pkl', num_performers=2,
+                              repeats=1)
+    assert check_annotation_file(demo, num_joints=25, num_coords=3) == []
+    scored = dataset(sample('a', score=True, joints=17, coords=2),
+                     sample('b', score=True, joints=17, coords=2))
+    with open(tmp_path / 'scored.pkl', 'wb') as file:
+        pickle.dump(scored, file)
+    loaded = load_pickle(tmp_path / 'scored.pkl')
+    np.testing.assert_array_equal(loaded['annotations'][1]['keypoint_score'],
+                                  scored['annotations'][1]['keypoint_score'])
+    assert check_annotation_file(tmp_path / 'scored.pkl') == []

@@ -7,6 +7,7 @@ from the pickles, independently of the package.
 """
 import importlib.util
 import json
+import os
 import pickle
 import random
 import sys
@@ -171,14 +172,14 @@ def test_metrics_on_known_scores():
             [1, 5, 6, 0, 0, 0, 0],  # label 0 third: a top-5 hit only
             [0, 1, 2, 3, 4, 5, 6],  # label 0 last: a miss
             [0, 7, 0, 0, 0, 0, 0],  # label 1 first
-            [0, 0, 3, 3, 0, 0, 0],  # label 2 tied first: counts as a hit
+            [0, 0, 3, 3, 0, 0, 0],  # label 2 tied first: a top-1 miss
         ],
         dtype=float)
     labels = np.array([0, 0, 0, 1, 2])
     metrics = evaluate(scores, labels)
-    assert metrics['top1'] == pytest.approx(3 / 5)
+    assert metrics['top1'] == pytest.approx(2 / 5)
     assert metrics['top5'] == pytest.approx(4 / 5)
-    assert metrics['mean_class'] == pytest.approx((1 / 3 + 1 + 1) / 3)
+    assert metrics['mean_class'] == pytest.approx((1 / 3 + 1 + 0) / 3)
 
 
 def test_coefficients_are_checked():
@@ -506,3 +507,160 @@ def test_search_refuses_test_samples(dumps, tmp_path, cli, capsys):
                        '1',
                        capsys=capsys)
     assert code == 2 and 'not allowed with' in err
+
+
+# --------------------------------------------------------------------------
+# No silently wrong result: ties, non-finite scores, unsafe pickles, --out
+# --------------------------------------------------------------------------
+def write_action_dump(path: Path, scores: np.ndarray, labels: Sequence[int],
+                      prefix: str = 's') -> Path:
+    """A dump as ``DumpResults`` writes it: ``ActionDataSample.to_dict()``
+    records (torch tensors) through ``mmengine.dump`` to a pickle."""
+    import mmengine
+    import torch
+    from mmaction.structures import ActionDataSample
+
+    records = []
+    for index, (score, label) in enumerate(zip(scores, labels)):
+        sample = ActionDataSample()
+        sample.set_gt_label(int(label))
+        sample.set_pred_score(torch.as_tensor(score, dtype=torch.float32))
+        sample.set_metainfo(dict(frame_dir=f'{prefix}{index:03d}',
+                                 img_shape=(1080, 1920)))
+        records.append(sample.to_dict())
+    mmengine.dump(records, str(path))
+    return path
+
+
+def informative_scores(labels: Sequence[int], num_classes: int,
+                       seed: int) -> np.ndarray:
+    """Random scores where the label scores highest in 3 of 4 samples and
+    lowest in the others."""
+    scores = np.random.default_rng(seed).uniform(size=(len(labels),
+                                                       num_classes))
+    for index, label in enumerate(labels):
+        scores[index, label] = 2.0 if index % 4 else -1.0
+    return scores
+
+
+def test_ties_count_against_the_sample():
+    from cocodiff_mm.analysis.ensemble import top_k_accuracy
+
+    # All classes equal: no class is in the top k < C.
+    assert evaluate(np.zeros((4, 7)), np.array([0, 1, 2, 6])) == dict(
+        top1=0.0, top5=0.0, mean_class=0.0)
+    assert top_k_accuracy(np.zeros((4, 7)), np.array([0, 1, 2, 6]), 7) == 1
+    # The true class tied with one other: a top-1 miss, a top-2 hit.
+    tie = np.array([[2.0, 2.0, 0.0], [2.0, 2.0, 0.0], [1.0, 0.0, 3.0]])
+    assert top_k_accuracy(tie, np.array([0, 1, 2]), 1) == pytest.approx(1 / 3)
+    assert top_k_accuracy(tie, np.array([0, 1, 2]), 2) == 1.0
+    with pytest.raises(ValueError, match='2 of 3 samples'):
+        top_k_accuracy(np.array([[np.nan, 1], [np.inf, 0], [0, 1]]),
+                       np.array([0, 1, 0]), 1)
+
+
+def test_an_all_equal_stream_is_not_perfect_nor_searched(tmp_path, cli,
+                                                         capsys):
+    labels = [index % 6 for index in range(24)]
+    val = [write_action_dump(tmp_path / 'val_j.pkl',
+                             informative_scores(labels, 6, 0), labels, 'v'),
+           write_action_dump(tmp_path / 'val_flat.pkl',
+                             np.full((24, 6), 0.5), labels, 'v')]
+    test = [write_action_dump(tmp_path / 'test_j.pkl',
+                              informative_scores(labels, 6, 1), labels, 't'),
+            write_action_dump(tmp_path / 'test_flat.pkl',
+                              np.full((24, 6), 0.5), labels, 't')]
+    out = tmp_path / 'report.json'
+    code, _, err = cli('--preds', *test, '--search-preds', *val,
+                       '--search-grid', 0, 0.5, 1, '--out', out,
+                       capsys=capsys)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    flat = report['streams'][1]
+    assert (flat['top1'], flat['top5'], flat['mean_class']) == (0, 0, 0)
+    assert report['search']['streams'][1]['top1'] == 0
+    # Weight on the flat stream alone would rank every class equal.
+    assert report['coefficients'] == [0.5, 0.0]
+    assert report['fused']['top1'] == pytest.approx(18 / 24)
+
+
+def test_a_non_finite_stream_is_refused_naming_the_dump(tmp_path, cli,
+                                                        capsys):
+    labels = [0, 1, 2, 0, 1]
+    scores = informative_scores(labels, 3, 0)
+    good = write_action_dump(tmp_path / 'good.pkl', scores, labels)
+    scores[1, 2], scores[3, 0], scores[3, 1] = np.nan, np.nan, np.inf
+    scores[4, 0] = -np.inf
+    bad = write_action_dump(tmp_path / 'bad.pkl', scores, labels)
+    err = refused(cli('--preds', good, bad, capsys=capsys))
+    assert f'{bad}: 3 of 5 samples have non-finite pred_score' in err
+    assert 's001' in err and 's003' in err
+
+
+def _code_payload(marker: Path):
+    """An object whose unpickling would run ``touch marker``."""
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}', ))
+
+    return Payload()
+
+
+def test_a_dump_that_would_run_code_is_refused(tmp_path, cli, capsys):
+    marker = tmp_path / 'MARKER'
+    payload = write_records(tmp_path / 'payload.pkl', [
+        dict(frame_dir='a', gt_label=0, pred_score=_code_payload(marker))])
+    err = refused(cli('--preds', payload, capsys=capsys))
+    assert (f'{payload}: refusing to unpickle {os.system.__module__}.system:'
+            ' only numpy, torch tensors and builtin containers are allowed '
+            'in a tools/test.py --dump pickle') in err
+    assert not marker.exists()
+    # A real dump (DumpResults' records through mmengine.dump) still loads,
+    # and so does one pickled with the highest protocol.
+    labels = [0, 1, 2]
+    scores = informative_scores(labels, 3, 0)
+    real = write_action_dump(tmp_path / 'real.pkl', scores, labels)
+    loaded = load_aligned([real])
+    np.testing.assert_array_equal(loaded[1][0], scores.astype(np.float32))
+    records = read_records(real)
+    with open(tmp_path / 'proto5.pkl', 'wb') as file:
+        pickle.dump(records, file, protocol=5)
+    assert load_aligned([tmp_path / 'proto5.pkl'])[0] == loaded[0]
+
+
+def test_out_is_checked_before_the_dumps_are_read(tmp_path, cli, capsys):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    out = blocker / 'fused.json'
+    err = refused(cli('--preds', tmp_path / 'absent.pkl', '--out', out,
+                      capsys=capsys))
+    assert f'--out {out}:' in err and 'absent.pkl' not in err
+    err = refused(cli('--preds', tmp_path / 'absent.pkl', '--out', tmp_path,
+                      capsys=capsys))
+    assert f'--out {tmp_path}:' in err and 'is a folder' in err
+
+
+def test_code_hidden_in_tensor_storage_bytes_is_refused(tmp_path, cli,
+                                                        capsys):
+    # A tensor's storage pickles as bytes that torch.storage.
+    # _load_from_bytes reads with torch's full unpickler: code can hide
+    # there behind an allowed name.
+    import io
+
+    import torch
+
+    marker = tmp_path / 'MARKER'
+    inner = io.BytesIO()
+    torch.save(_code_payload(marker), inner,
+               _use_new_zipfile_serialization=False)
+
+    class HiddenStorage:
+        def __reduce__(self):
+            return (torch.storage._load_from_bytes, (inner.getvalue(), ))
+
+    path = write_records(tmp_path / 'hidden.pkl', [
+        dict(frame_dir='a', gt_label=0, pred_score=HiddenStorage())])
+    err = refused(cli('--preds', path, capsys=capsys))
+    assert f'{path}: refusing to unpickle a tensor storage' in err
+    assert not marker.exists()

@@ -373,3 +373,55 @@ def test_sample_option_is_for_pickles_only(tmp_path):
     np.save(path, np.zeros((4, 25, 3), np.float32))
     with pytest.raises(ClipInputError, match='--sample picks a sample'):
         load_clip(path, sample='S001')
+
+
+def _last_error(capsys) -> str:
+    """The one ``error:`` line of a refused run."""
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.startswith('error: ')]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_an_empty_clip_is_refused_before_the_model(infer_main, tmp_path,
+                                                   capsys):
+    absent = str(tmp_path / 'absent.pth')  # never read: the clip fails first
+    for name, clip, kind in (
+            ('zeros.npy', np.zeros((2, 20, 25, 3), np.float32), 'all-zero'),
+            ('flat.npy', np.full((20, 25, 3), 0.5, np.float32),
+             'near-constant')):
+        path = tmp_path / name
+        np.save(path, clip)
+        assert infer_main([BASELINE, absent, str(path)]) == 2, name
+        error = _last_error(capsys)
+        assert error.startswith(f'error: {path}: {kind} clip'), error
+        assert 'absent.pth' not in error
+
+
+def test_out_is_checked_before_the_clip_is_read(infer_main, tmp_path,
+                                                capsys):
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    out = blocker / 'prediction.json'
+    assert infer_main([BASELINE, str(tmp_path / 'absent.pth'),
+                       str(tmp_path / 'absent.npy'), '--out',
+                       str(out)]) == 2
+    error = _last_error(capsys)
+    assert error.startswith(f'error: --out {out}: ') and \
+        'absent' not in error.split(':', 2)[2], error
+
+
+def test_non_finite_scores_are_refused(tmp_path, monkeypatch):
+    from cocodiff_mm.apis import inference
+
+    path = tmp_path / 'clip.npy'
+    np.save(path, np.random.default_rng(0).normal(size=(20, 25, 3)))
+    scores = np.linspace(0, 1, 60).astype(np.float32)
+    scores[[3, 7]] = np.nan
+    monkeypatch.setattr(inference, 'predict_scores',
+                        lambda model, clip, pipeline: scores)
+    cfg = Config.fromfile(str(REPO / BASELINE))
+    with pytest.raises(ClipInputError) as error:
+        classify_clip(cfg, 'model.pth', str(path), model=object())
+    assert str(error.value).startswith(
+        f'{path}: model.pth gave 2 non-finite class scores (NaN/inf)')

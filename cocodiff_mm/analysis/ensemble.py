@@ -11,6 +11,11 @@ softmax of each stream's scores.
 
 Samples are matched by name, never by position: dumps must hold the same
 samples with the same labels, or they are refused with the names at fault.
+A dump is unpickled without running anything in it
+(:func:`~cocodiff_mm.utils.safe_pickle.safe_pickle_load`), and refused if a
+score is NaN or infinite. A tie counts against the sample: its true class
+is in the top ``k`` only when fewer than ``k`` other classes score at least
+as much (:mod:`cocodiff_mm.utils.topk`), so equal scores are never right.
 
 Coefficients come from the user, a named preset (:data:`PRESETS`), or a
 grid search (:func:`search_coefficients`) that only sees *validation*
@@ -21,11 +26,16 @@ test number an optimistic, unpublishable one.
 import itertools
 import math
 import os
-import pickle
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from ..utils.safe_pickle import UnreadablePickleError, safe_pickle_load
+from ..utils.topk import check_finite_scores, top_k_hits
+
+#: What a dump is, in messages.
+DUMP = 'a tools/test.py --dump pickle'
 
 #: Keys that may carry a sample's name in a dump, first found wins
 #: (mmaction2's ``PoseDataset`` names samples by ``filename`` or
@@ -127,13 +137,18 @@ def load_dump(path: str) -> StreamDump:
         StreamDump: Its scores, labels and sample names.
 
     Raises:
-        EnsembleError: If the file is missing or is not a dump of
-            single-label class scores with sample names, or names repeat.
+        EnsembleError: If the file is missing, asks the unpickler for
+            anything but numpy, torch tensors and builtin containers
+            (nothing in it runs), is not a dump of single-label class
+            scores with sample names, names repeat or a score is NaN or
+            infinite.
     """
     if not os.path.isfile(path):
         raise EnsembleError(f'dump {path} does not exist')
-    with open(path, 'rb') as file:
-        records = pickle.load(file)
+    try:
+        records = safe_pickle_load(path, DUMP)
+    except UnreadablePickleError as error:
+        raise EnsembleError(str(error)) from error
     if not isinstance(records, list) or not records or not all(
             isinstance(record, dict) for record in records):
         raise EnsembleError(
@@ -171,8 +186,9 @@ def load_dump(path: str) -> StreamDump:
         raise EnsembleError(
             f'{path}: {len(repeated)} sample names repeat ({_first(repeated)})'
             '; a dump must hold each sample once')
-    return StreamDump(path, tuple(names),
-                      np.stack(scores).astype(np.float64),
+    scores = np.stack(scores).astype(np.float64)
+    check_finite_scores(scores, names, path, error=EnsembleError)
+    return StreamDump(path, tuple(names), scores,
                       np.asarray(labels, dtype=np.int64))
 
 
@@ -313,23 +329,17 @@ def fuse(scores: Sequence[np.ndarray],
     return fused
 
 
-def _hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """Whether each label is among the top ``k`` classes: fewer than ``k``
-    classes score strictly higher (ties count as hits)."""
-    label_scores = scores[np.arange(len(labels)), labels]
-    return (scores > label_scores[:, None]).sum(axis=1) < k
-
-
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of samples whose label is in the top ``k`` (see
-    :func:`_hits` for ties)."""
-    return float(_hits(scores, labels, k).mean())
+    """Fraction of samples whose label is in the top ``k``: fewer than
+    ``k`` other classes score at least as much (ties count against the
+    sample, :func:`~cocodiff_mm.utils.topk.top_k_hits`)."""
+    return float(top_k_hits(scores, labels, k).mean())
 
 
 def mean_class_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 recall averaged over the classes present in ``labels`` (as
-    mmaction2's ``mean_class_accuracy``)."""
-    hits = _hits(scores, labels, 1)
+    mmaction2's ``mean_class_accuracy``; ties count against the sample)."""
+    hits = top_k_hits(scores, labels, 1)
     return float(np.mean([hits[labels == c].mean()
                           for c in np.unique(labels)]))
 

@@ -17,7 +17,6 @@
     per_class.json           per-class and overall accuracies, confusions
 """
 import os
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..utils import atomic_write_json
+from ..utils.safe_pickle import UnreadablePickleError, safe_pickle_load
+from ..utils.topk import check_finite_scores, top1_predictions
 from .feature_plots import (confusion_matrix, per_class_accuracy,
                             plot_confusion_matrix, plot_per_class_accuracy,
                             plot_tsne, tsne_embedding)
@@ -60,8 +61,10 @@ class DumpPredictions:
 
     @property
     def predictions(self) -> np.ndarray:
-        """np.ndarray: Top-1 classes (N,)."""
-        return self.scores.argmax(axis=1)
+        """np.ndarray: Top-1 classes (N,); a true class tied for the best
+        score counts as a miss (:func:`~cocodiff_mm.utils.topk.
+        top1_predictions`)."""
+        return top1_predictions(self.scores, self.labels)
 
 
 def _as_array(value) -> np.ndarray:
@@ -82,14 +85,18 @@ def read_dump(path: PathLike) -> DumpPredictions:
         DumpPredictions: Scores, labels and (if every sample has one) names.
 
     Raises:
-        DumpError: If the file is missing or is not such a list.
+        DumpError: If the file is missing, asks the unpickler for anything
+            but numpy, torch tensors and builtin containers (nothing in it
+            runs), is not such a list, or holds a NaN or infinite score.
     """
     path = str(path)
     if not os.path.isfile(path):
         raise DumpError(f'dump {path} does not exist (write it with '
                         'tools/test.py CONFIG CHECKPOINT --dump FILE.pkl)')
-    with open(path, 'rb') as file:
-        records = pickle.load(file)
+    try:
+        records = safe_pickle_load(path, 'a tools/test.py --dump pickle')
+    except UnreadablePickleError as error:
+        raise DumpError(str(error)) from error
     if not isinstance(records, list) or not records or not all(
             isinstance(record, dict) and 'pred_score' in record
             and 'gt_label' in record for record in records):
@@ -105,9 +112,13 @@ def read_dump(path: PathLike) -> DumpPredictions:
                         'of one class count')
     names = [next((record[key] for key in NAME_KEYS if key in record), None)
              for record in records]
+    scores = np.stack(scores).astype(np.float64)
+    check_finite_scores(scores, [f'sample {i}' if n is None else n
+                                 for i, n in enumerate(names)],
+                        path, error=DumpError)
     return DumpPredictions(
         path=path,
-        scores=np.stack(scores).astype(np.float64),
+        scores=scores,
         labels=np.concatenate(labels).astype(np.int64),
         names=None if None in names else tuple(str(n) for n in names))
 

@@ -130,8 +130,10 @@ def check_clip_fits(clip: Dict, cfg: Config, source: str = '') -> None:
 
     Checks the keypoint shape against the model (joints of the backbone's
     graph, channels ``in_channels``: for 2D clips with ``keypoint_score``,
-    two coordinates plus the score), a non-empty sequence and finite values
-    (:func:`~cocodiff_mm.datasets.annotation_check.check_annotations`).
+    two coordinates plus the score), a non-empty sequence, finite values
+    and some motion: an all-zero or near-constant clip has nothing to
+    classify (:func:`~cocodiff_mm.datasets.annotation_check.
+    check_annotations` with ``fail_on_empty=True``).
 
     Args:
         clip (dict): From :func:`~.clip_inputs.load_clip`.
@@ -150,7 +152,7 @@ def check_clip_fits(clip: Dict, cfg: Config, source: str = '') -> None:
     problems = check_annotations(
         dict(split={'infer': [name]}, annotations=[dict(clip,
                                                         frame_dir=name)]),
-        num_joints=num_joints, num_coords=num_coords)
+        num_joints=num_joints, num_coords=num_coords, fail_on_empty=True)
     # The class of an inference clip may be unknown (label -1), and a
     # keypoint problem (T = 0) makes one of total_frames redundant.
     fields = {problem.field for problem in problems}
@@ -277,7 +279,8 @@ def classify_clip(cfg: Config,
         ClipPrediction: The scores and their report.
 
     Raises:
-        ClipInputError: For an input that cannot be read or does not fit.
+        ClipInputError: For an input that cannot be read or does not fit,
+            or NaN or infinite scores from the model.
         ConfigError: For unusable class names, a checkpoint that cannot be
             read or does not fit (:class:`CheckpointMismatchError`).
         FileNotFoundError: If the checkpoint does not exist.
@@ -295,6 +298,12 @@ def classify_clip(cfg: Config,
     if model is None:
         model = init_inference_model(cfg, checkpoint, device)
     scores = predict_scores(model, clip, pipeline)
+    bad = int((~np.isfinite(scores)).sum())
+    if bad:
+        raise ClipInputError(
+            f'{source}: {checkpoint or "the model"} gave {bad} non-finite '
+            f'class scores (NaN/inf) of {scores.size}; the classes cannot be '
+            'ranked')
     return ClipPrediction(source=source, description=description,
                           label=label, scores=scores, class_names=names,
                           names_source=names_source)

@@ -3,13 +3,16 @@
 :func:`check_annotations` walks a loaded ``dict(split=..., annotations=...)``
 and reports every problem it finds (it never stops at the first) as an
 :class:`AnnotationProblem` naming the sample (its ``frame_dir``), the field
-and what was expected.
+and what was expected. Empty clips (all-zero or near-constant keypoints,
+:func:`empty_clip_kind`) are valid data but nothing to learn from: a
+warning by default, problems with ``fail_on_empty=True``.
 """
 import os
+import warnings
 from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
-from typing import Any, List, Optional, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -17,6 +20,65 @@ from .pickle_io import load_pickle
 
 REQUIRED_FIELDS = ('frame_dir', 'label', 'total_frames', 'keypoint')
 ROOT = '<root>'
+
+#: A clip is *near-constant* when, for every coordinate channel ``c``, no
+#: value of ``keypoint[..., c]`` (over all persons, frames and joints) lies
+#: this far or farther from the clip's mean of that channel:
+#: ``max |keypoint[..., c] - mean(keypoint[..., c])| < 1e-6`` for all ``c``,
+#: in the data's units (metres for NTU 3D, pixels for 2D). Every joint then
+#: sits at one point for the whole clip; NTU clips where no body was
+#: detected are the all-zero case. A still pose (joints apart) is not.
+NEAR_CONSTANT_TOLERANCE = 1e-6
+
+#: How many sample names a summary lists per kind of empty clip.
+_LISTED = 5
+
+
+class EmptyClipWarning(UserWarning):
+    """Clips with all-zero or near-constant keypoints in annotations."""
+
+
+def empty_clip_kind(keypoint: np.ndarray) -> Optional[str]:
+    """Whether a clip's keypoints hold no motion and no body.
+
+    Args:
+        keypoint (np.ndarray): Finite ``(M, T, V, C)`` keypoints, not empty.
+
+    Returns:
+        str | None: ``'all-zero'`` when every value is 0,
+        ``'near-constant'`` when otherwise within
+        :data:`NEAR_CONSTANT_TOLERANCE` of the clip's per-channel mean,
+        else None.
+    """
+    if not keypoint.any():
+        return 'all-zero'
+    # Some value lies at least half a channel's range from its mean: most
+    # clips are told apart here, without a float64 copy of the clip.
+    for channel in range(keypoint.shape[-1]):
+        values = keypoint[..., channel]
+        if (float(values.max()) - float(values.min())) / 2 >= \
+                NEAR_CONSTANT_TOLERANCE:
+            return None
+    values = keypoint.reshape(-1, keypoint.shape[-1]).astype(np.float64)
+    deviation = np.abs(values - values.mean(axis=0)).max()
+    return 'near-constant' if deviation < NEAR_CONSTANT_TOLERANCE else None
+
+
+def _empty_clip_summary(source: str, empty: List[Tuple[str, str]],
+                        total: int) -> str:
+    """``<source>: <n> of <N> clips are empty: <k> all-zero (names), ...``
+    """
+    parts = []
+    for kind in ('all-zero', 'near-constant'):
+        names = [name for name, found in empty if found == kind]
+        if names:
+            more = ', ...' if len(names) > _LISTED else ''
+            parts.append(f'{len(names)} {kind} '
+                         f'({", ".join(names[:_LISTED])}{more})')
+    return (f'{source}: {len(empty)} of {total} clips are empty: '
+            f'{", ".join(parts)}; nothing moves in them (no body detected?)'
+            '; drop them (python tools/data/check_annotations.py '
+            '--fail-on-empty lists each)')
 
 
 @dataclass
@@ -57,13 +119,15 @@ class _Checker:
     """Collects problems while checking one annotation dict."""
 
     def __init__(self, source: str, num_joints: Optional[int],
-                 num_coords: Optional[int],
-                 num_classes: Optional[int]) -> None:
+                 num_coords: Optional[int], num_classes: Optional[int],
+                 fail_on_empty: bool = False) -> None:
         self.source = source
         self.num_joints = num_joints
         self.num_coords = num_coords
         self.num_classes = num_classes
+        self.fail_on_empty = fail_on_empty
         self.problems: List[AnnotationProblem] = []
+        self.empty: List[Tuple[str, str]] = []
 
     def add(self, sample: str, field: str, message: str) -> None:
         """Record one problem."""
@@ -92,6 +156,10 @@ class _Checker:
                 ROOT, 'annotations', f'{self.source}: empty list '
                 f'(expected at least one sample)')
         names = self.check_samples(annotations or [])
+        if self.empty and not self.fail_on_empty:
+            warnings.warn(_empty_clip_summary(self.source, self.empty,
+                                              len(annotations)),
+                          EmptyClipWarning, stacklevel=3)
         if 'split' not in data:
             self.add(
                 ROOT, 'split', f'{self.source}: missing key "split" '
@@ -180,7 +248,8 @@ class _Checker:
             self.add(
                 name, 'keypoint', f'C = {coords} coordinates in shape '
                 f'{keypoint.shape} (expected {self.num_coords})')
-        self.check_values(name, 'keypoint', keypoint)
+        if self.check_values(name, 'keypoint', keypoint) and keypoint.size:
+            self.check_motion(name, keypoint)
         if 'keypoint_score' in sample:
             score = sample['keypoint_score']
             if not isinstance(score, np.ndarray):
@@ -196,18 +265,34 @@ class _Checker:
                 self.check_values(name, 'keypoint_score', score)
         return frames
 
-    def check_values(self, name: str, field: str, array: np.ndarray) -> None:
-        """A floating dtype without NaN or inf."""
+    def check_values(self, name: str, field: str, array: np.ndarray) -> bool:
+        """A floating dtype without NaN or inf; returns whether it is."""
         if not np.issubdtype(array.dtype, np.floating):
             self.add(
                 name, field, f'dtype {array.dtype} (expected a '
                 f'floating dtype, e.g. float32)')
-            return
+            return False
         bad = ~np.isfinite(array)
         if bad.any():
             self.add(
                 name, field, f'{int(bad.sum())} non-finite value(s) '
                 f'(NaN/inf; expected finite numbers)')
+            return False
+        return True
+
+    def check_motion(self, name: str, keypoint: np.ndarray) -> None:
+        """Record an empty clip (:func:`empty_clip_kind`): a problem with
+        ``fail_on_empty``, else part of one warning."""
+        kind = empty_clip_kind(keypoint)
+        if kind is None:
+            return
+        self.empty.append((name, kind))
+        if self.fail_on_empty:
+            what = ('every coordinate is 0' if kind == 'all-zero' else
+                    'no coordinate moves as far as '
+                    f'{NEAR_CONSTANT_TOLERANCE:g} from the clip mean')
+            self.add(name, 'keypoint', f'{kind} clip: {what} (no body '
+                     'detected?; expected a moving skeleton)')
 
     def check_total_frames(self, name: str, sample: dict,
                            num_frames: Optional[int]) -> None:
@@ -265,7 +350,8 @@ def check_annotations(
         source: str = '<memory>',
         num_joints: Optional[int] = None,
         num_coords: Optional[int] = None,
-        num_classes: Optional[int] = None) -> List[AnnotationProblem]:
+        num_classes: Optional[int] = None,
+        fail_on_empty: bool = False) -> List[AnnotationProblem]:
     """Report every problem of a loaded annotation dict.
 
     Checked: the top-level structure (a dict with a dict ``split`` and a
@@ -275,7 +361,9 @@ def check_annotations(
     a floating dtype, finite values, a non-empty sequence with
     ``total_frames == T``, ``keypoint_score`` of shape ``(M, T, V)``, an int
     ``label`` in ``[0, num_classes)``; unique ``frame_dir``; and that split
-    lists name existing samples.
+    lists name existing samples. Empty clips (:func:`empty_clip_kind`) give
+    one :class:`EmptyClipWarning` with their count and names, or one
+    problem each with ``fail_on_empty``.
 
     Args:
         data (dict): The loaded pickle.
@@ -287,12 +375,15 @@ def check_annotations(
             (not checked).
         num_classes (int, optional): Labels must be below it. Defaults to
             ``None`` (only ``label >= 0`` is checked).
+        fail_on_empty (bool): Report empty clips as problems instead of a
+            warning. Defaults to ``False``.
 
     Returns:
         list[AnnotationProblem]: Every problem found; empty when the data is
         valid.
     """
-    checker = _Checker(source, num_joints, num_coords, num_classes)
+    checker = _Checker(source, num_joints, num_coords, num_classes,
+                       fail_on_empty)
     return checker.check(data)
 
 
@@ -300,8 +391,9 @@ def check_annotation_file(
         path: Union[str, os.PathLike],
         num_joints: Optional[int] = None,
         num_coords: Optional[int] = None,
-        num_classes: Optional[int] = None) -> List[AnnotationProblem]:
-    """Load a pickle and :func:`check_annotations` it.
+        num_classes: Optional[int] = None,
+        fail_on_empty: bool = False) -> List[AnnotationProblem]:
+    """Load a pickle (nothing in it runs) and :func:`check_annotations` it.
 
     Args:
         path (str | os.PathLike): The ``.pkl`` file.
@@ -309,10 +401,13 @@ def check_annotation_file(
         num_coords (int, optional): Expected ``C``. Defaults to ``None``.
         num_classes (int, optional): Number of classes. Defaults to
             ``None``.
+        fail_on_empty (bool): See :func:`check_annotations`. Defaults to
+            ``False``.
 
     Returns:
         list[AnnotationProblem]: Every problem found (a single ``<root>``
-        problem when the file cannot be unpickled).
+        problem when the file cannot be unpickled or asks for anything but
+        numpy, torch tensors and builtin containers).
 
     Raises:
         FileNotFoundError: If ``path`` does not exist.
@@ -326,4 +421,5 @@ def check_annotation_file(
                              source=str(path),
                              num_joints=num_joints,
                              num_coords=num_coords,
-                             num_classes=num_classes)
+                             num_classes=num_classes,
+                             fail_on_empty=fail_on_empty)

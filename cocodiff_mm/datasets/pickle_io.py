@@ -7,7 +7,8 @@ The format is the one :class:`mmaction.datasets.PoseDataset` loads::
                            keypoint=..., ...), ...])
 
 Writes are atomic (:func:`cocodiff_mm.utils.atomic_write.atomic_path`): a
-reader never sees a half-written file.
+reader never sees a half-written file. Reads never run code a file may hold
+(:func:`cocodiff_mm.utils.safe_pickle.safe_pickle_load`).
 """
 import os
 import pickle
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from ..utils.atomic_write import atomic_path
+from ..utils.safe_pickle import safe_pickle_load
 
 PathLike = Union[str, os.PathLike]
 
@@ -51,7 +53,11 @@ def write_annotations(path: PathLike, split: Dict[str, Sequence[str]],
 
 
 def load_pickle(path: Union[str, os.PathLike]) -> Any:
-    """Unpickle an annotation file, whatever it holds.
+    """Unpickle an annotation file without running code in it.
+
+    Only numpy arrays and scalars and builtin containers (and torch
+    tensors) are loaded (:func:`~cocodiff_mm.utils.safe_pickle.
+    safe_pickle_load`); whether they form annotations is checked elsewhere.
 
     Args:
         path (str | os.PathLike): The ``.pkl`` file.
@@ -61,18 +67,14 @@ def load_pickle(path: Union[str, os.PathLike]) -> Any:
 
     Raises:
         FileNotFoundError: If the file does not exist.
-        ValueError: If it cannot be unpickled (the message names the path
-            and the error).
+        ValueError: If it cannot be unpickled or asks for any other object
+            (an :class:`~cocodiff_mm.utils.safe_pickle.UnreadablePickleError`
+            naming the path and the reason).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'annotation file not found: {path}')
-    try:
-        with open(path, 'rb') as f:
-            return pickle.load(f)
-    except Exception as err:  # any unpickling failure is a file problem
-        raise ValueError(f'{path}: not a readable pickle '
-                         f'({type(err).__name__}: {err})') from err
+    return safe_pickle_load(path, 'an annotation pickle')
 
 
 def read_annotations(path: PathLike) -> dict:

@@ -4,8 +4,11 @@
         --preset ctrgcn --out fused.json
 
 Samples are matched by name (``frame_dir``); dumps of different samples or
-labels are refused. Prints top-1, top-5 and mean-class accuracy of every
-stream and of the fusion (see cocodiff_mm/analysis/ensemble.py).
+labels, with NaN/inf scores, or holding anything but numpy, torch tensors
+and builtin containers (nothing in a dump runs) are refused. Prints top-1,
+top-5 and mean-class accuracy of every stream and of the fusion (a tie with
+the true class counts as a miss; see cocodiff_mm/analysis/ensemble.py).
+``--out`` is checked writable before any dump is read.
 
 Never tune the coefficients on the test split. ``--search-preds`` takes
 validation dumps (one per stream, same order), searches the coefficients on
@@ -22,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 from cocodiff_mm.analysis.ensemble import (  # noqa: E402
     DEFAULT_SEARCH_GRID, PRESETS, EnsembleError, ensemble_report,
     format_report)
-from cocodiff_mm.utils import atomic_write_json  # noqa: E402
+from cocodiff_mm.utils import ConfigError, atomic_write_json  # noqa: E402
+from cocodiff_mm.utils.outputs import check_writable  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -67,10 +71,12 @@ def parse_args() -> argparse.Namespace:
 def main() -> int:
     args = parse_args()
     try:
+        if args.out:
+            check_writable(args.out, '--out')
         report = ensemble_report(args.preds, args.coefficients, args.preset,
                                  args.apply_softmax, args.search_preds,
                                  args.search_grid)
-    except EnsembleError as error:
+    except (EnsembleError, ConfigError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(format_report(report))

@@ -16,11 +16,13 @@ Two sub-commands, each writing one folder (``--out-dir``) of PNGs and JSON
         --dumps baseline.pkl cocodiff.pkl --names baseline cocodiff \\
         --config CONFIG --out-dir work_dirs/fig5
 
-``features`` reads ``--loader`` (default ``val_dataloader``: one clip per
-sample) with its ``dataset.split`` replaced by ``--split``; the features are
-generated in eval mode under ``--seed``. Class names come from
-``--label-names FILE`` (one per line), else the config's class texts, else
-indices.
+``--out-dir`` is checked writable first. ``per-class`` reads dumps without
+running anything in them, refuses NaN/inf scores and counts a tie with the
+true class as a miss. ``features`` reads ``--loader`` (default
+``val_dataloader``: one clip per sample) with its ``dataset.split``
+replaced by ``--split``; the features are generated in eval mode under
+``--seed``. Class names come from ``--label-names FILE`` (one per line),
+else the config's class texts, else indices.
 """
 import argparse
 import sys
@@ -36,6 +38,7 @@ from cocodiff_mm.analysis.feature_report import (  # noqa: E402
     DumpError, write_feature_report, write_per_class_report)
 from cocodiff_mm.engine.preflight import PreflightError  # noqa: E402
 from cocodiff_mm.utils import ConfigError  # noqa: E402
+from cocodiff_mm.utils.outputs import check_writable  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -180,6 +183,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     run = run_features if args.command == 'features' else run_per_class
     try:
+        check_writable(args.out_dir, '--out-dir', folder=True)
         return run(args)
     except (ConfigError, PreflightError, DumpError, ValueError) as error:
         if args.debug:

@@ -6,16 +6,23 @@ Example::
         --num-joints 25 --num-coords 3 --num-classes 60
 
 Prints one problem per line and a summary; exits 1 when any file has a
-problem (or is missing), 0 otherwise.
+problem (or is missing), 0 otherwise. Empty clips (all-zero or
+near-constant keypoints, see ``NEAR_CONSTANT_TOLERANCE`` in
+cocodiff_mm/datasets/annotation_check.py) are one warning line per file, or
+one problem each with ``--fail-on-empty``. Nothing in a file is run while
+it is read: only numpy arrays, torch tensors and builtin containers are
+unpickled.
 """
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
 from tqdm import tqdm
 
-from cocodiff_mm.datasets.annotation_check import check_annotation_file
+from cocodiff_mm.datasets.annotation_check import (EmptyClipWarning,
+                                                   check_annotation_file)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -45,6 +52,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         type=int,
                         default=None,
                         help='labels must lie in [0, num_classes)')
+    parser.add_argument('--fail-on-empty',
+                        action='store_true',
+                        help='count all-zero and near-constant clips as '
+                        'problems (default: one warning line per file)')
     return parser.parse_args(argv)
 
 
@@ -64,14 +75,27 @@ def main(argv: Optional[List[str]] = None) -> int:
                      unit='file',
                      disable=len(args.files) < 2):
         try:
-            problems = check_annotation_file(path,
-                                             num_joints=args.num_joints,
-                                             num_coords=args.num_coords,
-                                             num_classes=args.num_classes)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always', EmptyClipWarning)
+                problems = check_annotation_file(
+                    path,
+                    num_joints=args.num_joints,
+                    num_coords=args.num_coords,
+                    num_classes=args.num_classes,
+                    fail_on_empty=args.fail_on_empty)
         except FileNotFoundError as err:
             print(f'{path}: {err}')
             total += 1
             continue
+        for warning in caught:
+            if issubclass(warning.category, EmptyClipWarning):
+                message = str(warning.message)
+                message = message[len(f'{path}: '):] if message.startswith(
+                    f'{path}: ') else message
+                print(f'{path}: warning: {message}')
+            else:
+                warnings.warn_explicit(warning.message, warning.category,
+                                       warning.filename, warning.lineno)
         for problem in problems:
             print(f'{path}: {problem}')
         status = f'{len(problems)} problem(s)' if problems else 'OK'
