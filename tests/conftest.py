@@ -9,7 +9,11 @@ import pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 
-import cocodiff_mm  # noqa: E402,F401  (runtime fixes before mmaction2)
+from cocodiff_mm import runtime  # noqa: E402  (import fixes first)
+
+# As the tools do: tests that build a Runner in-process load checkpoints
+# with weights_only=True and write them atomically.
+runtime.setup()
 
 REPO = Path(__file__).resolve().parent.parent
 

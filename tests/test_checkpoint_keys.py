@@ -59,3 +59,29 @@ def test_pretrained_gcn_reads_a_ddp_checkpoint(tmp_path):
     assert torch.equal(model.cls_head.fc.bias, trained.cls_head.fc.bias)
     assert not torch.equal(model.cls_head.denoiser.weight,
                            trained.cls_head.denoiser.weight)
+
+
+def test_a_kept_read_is_handed_over_once(tmp_path, monkeypatch):
+    """tools/train.py reads train_cfg.pretrained before the Runner exists
+    (keep=True); the loop built later takes those tensors instead of
+    reading the file again, and is still checked against its model."""
+    from cocodiff_mm.engine import pretrained_gcn
+
+    path = tmp_path / 'baseline.pth'
+    torch.save(dict(state_dict=TinyRecognizer().state_dict()), path)
+    kept = read_gcn_checkpoint(str(path), TinyRecognizer(), keep=True)
+    reads = []
+    original = pretrained_gcn.read_checkpoint
+    monkeypatch.setattr(pretrained_gcn, 'read_checkpoint',
+                        lambda p: reads.append(p) or original(p))
+    assert read_gcn_checkpoint(str(path), TinyRecognizer()) is kept
+    assert reads == []
+    # Handed over once: the next read reads the file.
+    assert read_gcn_checkpoint(str(path), TinyRecognizer()) is not kept
+    assert reads == [str(path)]
+    # A file changed since is read again, not taken from the kept read.
+    kept = read_gcn_checkpoint(str(path), TinyRecognizer(), keep=True)
+    torch.save(dict(state_dict=TinyRecognizer().state_dict(),
+                    meta=dict(epoch=2)), path)
+    assert read_gcn_checkpoint(str(path), TinyRecognizer()) is not kept
+    assert reads == [str(path)] * 3

@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cocodiff_mm.engine.checkpoint_safety import (
-    TRUST_ENV, allow_mmengine_checkpoint_types, history_buffer_method)
+from cocodiff_mm import runtime
+from cocodiff_mm.engine.checkpoint_safety import (TRUST_ENV,
+                                                  history_buffer_method)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,10 +73,9 @@ def test_a_fresh_process_resumes_an_mmengine_checkpoint(mmengine_checkpoint):
     must still know the built-in statistics methods."""
     path, _ = mmengine_checkpoint
     result = run_python(f"""
-        from cocodiff_mm.engine.checkpoint_safety import \\
-            configure_checkpoint_loading
+        from cocodiff_mm import runtime
         from mmengine.runner.checkpoint import _load_checkpoint
-        configure_checkpoint_loading()
+        runtime.setup()
         loaded = _load_checkpoint({str(path)!r})
         print(loaded['message_hub']['log_scalars']['train/loss'].mean())
     """)
@@ -84,11 +84,15 @@ def test_a_fresh_process_resumes_an_mmengine_checkpoint(mmengine_checkpoint):
 
 
 def test_import_leaves_torch_load_and_set_device_alone(mmengine_checkpoint):
+    """Also ``read_checkpoint`` allows the mmengine types for its own load
+    only."""
     path, _ = mmengine_checkpoint
     result = run_python(f"""
         import pickle, torch
         set_device = torch.cuda.set_device
         import cocodiff_mm
+        from cocodiff_mm.engine.checkpoint_match import read_checkpoint
+        from mmengine.logging import HistoryBuffer
         from mmengine.runner.checkpoint import CheckpointLoader, load_from_local
         assert torch.cuda.set_device is set_device
         assert CheckpointLoader._get_checkpoint_loader('a.pth') is \\
@@ -98,16 +102,31 @@ def test_import_leaves_torch_load_and_set_device_alone(mmengine_checkpoint):
         except pickle.UnpicklingError as error:
             assert 'weights_only' in str(error)
             print('refused')
+        read_checkpoint({str(path)!r})
+        print('read; allowed after:',
+              HistoryBuffer in torch.serialization.get_safe_globals())
     """)
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'refused' in result.stdout
+    assert 'read; allowed after: False' in result.stdout
+
+
+def test_read_checkpoint_keeps_the_process_allow_list(mmengine_checkpoint):
+    """Its per-load allow-list must not remove what setup() allowed."""
+    from mmengine.logging import HistoryBuffer
+
+    from cocodiff_mm.engine.checkpoint_match import read_checkpoint
+
+    runtime.setup()
+    read_checkpoint(str(mmengine_checkpoint[0]))
+    assert HistoryBuffer in torch.serialization.get_safe_globals()
 
 
 def test_mmengine_checkpoint_loads_with_weights_only(mmengine_checkpoint):
     from mmengine.logging import HistoryBuffer
     from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
-    allow_mmengine_checkpoint_types()
+    runtime.setup()  # as the tools do (conftest did already)
     path, model = mmengine_checkpoint
     loaded = torch.load(path, weights_only=True)
     assert loaded['meta']['seed'] == 7
@@ -125,7 +144,7 @@ def test_mmengine_checkpoint_loads_with_weights_only(mmengine_checkpoint):
 def test_code_in_a_checkpoint_is_refused(malicious_checkpoint):
     from mmengine.runner.checkpoint import _load_checkpoint
 
-    allow_mmengine_checkpoint_types()
+    runtime.setup()
     path, marker = malicious_checkpoint
     with pytest.raises(pickle.UnpicklingError):
         _load_checkpoint(str(path), map_location='cpu')

@@ -11,7 +11,7 @@ from mmengine.config import Config
 from conftest import REPO
 from cocodiff_mm.engine.config_check import (check_class_texts,
                                              check_config_keys,
-                                             check_faithfulness_target)
+                                             check_stage_plan)
 from cocodiff_mm.utils.config_keys import ConfigError, ConfigKeyError
 
 CONFIG = 'configs/ctrgcn_cocodiff_demo.py'
@@ -28,7 +28,9 @@ def parse_option(option: str) -> dict:
 @pytest.mark.parametrize(
     'config', sorted(glob.glob(str(REPO / 'configs' / '*.py'))))
 def test_every_shipped_config_passes(config):
-    check_config_keys(Config.fromfile(config))
+    cfg = Config.fromfile(config)
+    check_config_keys(cfg)
+    check_stage_plan(cfg)
 
 
 @pytest.mark.parametrize('option, message', [
@@ -105,15 +107,23 @@ def test_class_texts_are_checked(tmp_path, texts, message):
     ({'train_cfg.stage1.faithfulness_target': 0.8, 'custom_hooks': []},
      "train_cfg.stage1.faithfulness_target needs dict(type='Generation"
      "DiagnosticsHook') in custom_hooks"),
+    ({'train_cfg.stage2.epochs': 0},
+     'train_cfg.stage2.epochs must be > 0'),
+    ({'train_cfg.stage1.epochs': '3'},
+     "train_cfg.stage1.epochs must be an int >= 0, got '3'"),
+    ({'train_cfg.stage1_source': 'scratch'},
+     "train_cfg.stage1_source must be one of ('pretrained', 'untrained', "
+     "'none'), got 'scratch'"),
 ])
-def test_a_faithfulness_target_is_checked_before_training(options, message):
+def test_the_stage_plan_is_checked_before_training(options, message):
+    """tools/ plan the stages with the loop's own validator."""
     cfg = Config.fromfile(str(REPO / CONFIG))
-    check_faithfulness_target(cfg)  # no target: nothing to check
+    check_stage_plan(cfg)  # no target: nothing to measure
     cfg.merge_from_dict({'train_cfg.stage1.faithfulness_target': 0.8})
-    check_faithfulness_target(cfg)  # a target and the shipped hooks
+    check_stage_plan(cfg)  # a target and the shipped hooks
     cfg.merge_from_dict(options)
     with pytest.raises(ConfigError) as error:
-        check_faithfulness_target(cfg)
+        check_stage_plan(cfg)
     assert str(error.value).startswith(f'{cfg.filename}: ')
     assert message in str(error.value)
 

@@ -14,6 +14,7 @@ from mmaction.registry import MODELS
 from mmaction.structures import ActionDataSample
 
 from cocodiff_mm.engine.inference_export import export_inference_checkpoint
+from cocodiff_mm.models.heads import DiffusionAugmentedHead, is_cocodiff_head
 from cocodiff_mm.utils.config_keys import ConfigError
 
 init_default_scope('mmaction')
@@ -21,7 +22,9 @@ NUM_CLASSES = 60
 C = 32
 
 
-def head_cfg(bank_dir, **overrides):
+def head_cfg(bank_dir, generation=None, **overrides):
+    """A small head: T = 5, the full chain with a graph through every step
+    unless ``generation`` says otherwise (key by key)."""
     cfg = dict(
         type='DiffusionAugmentedHead',
         num_classes=NUM_CLASSES,
@@ -29,7 +32,9 @@ def head_cfg(bank_dir, **overrides):
         text_bank=dict(texts='ntu120', encoder='minilm',
                        cache_dir=str(bank_dir)),
         diffusion=dict(type='GaussianDiffusion', num_steps=5),
-        denoiser=dict(type='ConditionalUNet1D', base_channels=16))
+        denoiser=dict(type='ConditionalUNet1D', base_channels=16),
+        generation=dict(dict(start_step=None, grad_steps=None),
+                        **(generation or {})))
     cfg.update(overrides)
     return cfg
 
@@ -108,23 +113,14 @@ def test_losses_per_objective_and_text_mode(text_bank_cache, feats, text_mode,
 
 
 def record_denoiser_calls(head):
-    """Record (step, grad enabled) of every denoiser call of ``head``."""
+    """Record (step, grad enabled) of every denoiser call of ``head``: each
+    goes through the module's ``__call__``, so a forward hook sees it."""
     calls = []
-    net = head.denoiser
-    original = net.check_inputs if hasattr(net, 'check_inputs') else None
 
     def hook(module, args):
         calls.append((int(args[1][0]), torch.is_grad_enabled()))
 
-    if original is None:  # the conv UNet: a plain forward per call
-        net.register_forward_pre_hook(hook)
-    else:  # the MLP UNet validates every call, bound or not
-
-        def check_inputs(x, t):
-            calls.append((int(t[0]), torch.is_grad_enabled()))
-            return original(x, t)
-
-        net.check_inputs = check_inputs
+    head.denoiser.register_forward_pre_hook(hook)
     return calls
 
 
@@ -157,31 +153,96 @@ def test_generation_options_decide_the_chain(text_bank_cache, feats,
     assert grads == [False] * (len(chain) - tracked) + [True] * tracked
 
 
-def test_bad_generation_options_are_refused(text_bank_cache):
-    for generation, message in [(dict(sampler='ddim'), 'ddim_steps'),
-                                (dict(sampler='euler'), 'sampler'),
-                                (dict(grad_steps=0), 'grad_steps'),
-                                (dict(grad_step=1), 'grad_step')]:
-        with pytest.raises(ValueError, match=message):
-            MODELS.build(head_cfg(text_bank_cache, generation=generation))
-    with pytest.raises(ValueError, match='text_mode'):
+@pytest.mark.parametrize('generation, key', [
+    (dict(sampler='euler'), 'sampler'),
+    (dict(sampler='ddim'), 'ddim_steps'),  # DDIM needs its step count
+    (dict(sampler='ddim', ddim_steps=0), 'ddim_steps'),
+    (dict(sampler='ddim', ddim_steps=6), 'ddim_steps'),  # T = 5
+    (dict(sampler='ddim', start_step=2, ddim_steps=4), 'ddim_steps'),
+    (dict(ddim_steps=2.5), 'ddim_steps'),
+    (dict(eta=-0.5), 'eta'),
+    (dict(eta='0'), 'eta'),
+    (dict(start_step=-1), 'start_step'),
+    (dict(start_step=1.5), 'start_step'),
+    (dict(start_step=True), 'start_step'),
+    (dict(grad_steps=0), 'grad_steps'),
+    (dict(grad_steps=-1), 'grad_steps'),
+    (dict(grad_steps=1.5), 'grad_steps'),
+    (dict(grad_steps=True), 'grad_steps'),
+    (dict(grad_step=1), 'grad_step'),
+])
+def test_bad_generation_options_are_refused_at_build(text_bank_cache,
+                                                      generation, key):
+    """The head's constructor is where the generation options are checked
+    (the diffusion runs them unchecked); the error names the config key."""
+    with pytest.raises(ConfigError,
+                       match=rf'^model\.cls_head\.generation\.{key}\b'):
+        MODELS.build(head_cfg(text_bank_cache, generation=generation))
+
+
+def test_good_generation_options_are_kept(text_bank_cache):
+    for generation in (dict(sampler='ddim', ddim_steps=5, eta=1),
+                       dict(sampler='ddim', start_step=2, ddim_steps=3),
+                       dict(start_step=0, grad_steps=1)):
+        head = MODELS.build(head_cfg(text_bank_cache, generation=generation))
+        assert generation.items() <= head.generation.items()
+
+
+def test_bad_text_mode_is_refused(text_bank_cache):
+    with pytest.raises(ConfigError, match='model.cls_head.text_mode'):
         MODELS.build(head_cfg(text_bank_cache, text_mode='medium'))
 
 
 def test_start_step_past_the_chain_is_refused_at_build(text_bank_cache):
-    """The default start (step 10 of 30) with T = 10 alone: refused when
+    """The shipped start (step 10 of 30) with T = 10 alone: refused when
     the head is built, with the step of the same noise level (alpha-bar of
     the T = 10 chain: 0.67, 0.44, 0.24, 0.11 at steps 2-5)."""
     diffusion = dict(type='GaussianDiffusion', num_steps=10)
     with pytest.raises(ConfigError, match=(
-            r'generation\.start_step=10 does not fit model\.cls_head\.'
-            r'diffusion\.num_steps=10 \(0-based steps 0\.\.9\).*'
-            r'is start_step=4 here')):
+            r'generation\.start_step must be None or an int in \[0, 9\], '
+            r'got 10 \(0-based steps of model\.cls_head\.diffusion\.'
+            r'num_steps=10.*\(alpha-bar 0\.24\).*start_step=4 here')):
         MODELS.build(head_cfg(text_bank_cache, diffusion=diffusion,
                               generation=dict(start_step=10)))
     for fits in (None, 0, 9):
         MODELS.build(head_cfg(text_bank_cache, diffusion=diffusion,
                               generation=dict(start_step=fits)))
+
+
+def test_code_defaults_build_the_shipped_head():
+    """DiffusionAugmentedHead's defaults are configs/_base_/cocodiff.py's:
+    the same modules, parameters and generation options."""
+    shipped = Config.fromfile('configs/_base_/cocodiff.py').cocodiff_head
+    shipped = dict(shipped.to_dict(), num_classes=NUM_CLASSES,
+                   in_channels=256)
+    plain = dict(type='DiffusionAugmentedHead', num_classes=NUM_CLASSES,
+                 in_channels=256, text_bank=shipped['text_bank'])
+    heads = []
+    for cfg in (shipped, plain):
+        torch.manual_seed(0)
+        heads.append(MODELS.build(cfg))
+    assert str(heads[0]) == str(heads[1])
+    assert heads[0].generation == heads[1].generation
+    for name, option in vars(heads[0]).items():
+        if not name.startswith('_') and not isinstance(option, torch.Tensor):
+            assert option == getattr(heads[1], name), name
+    state = heads[1].state_dict()
+    for key, value in heads[0].state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_is_cocodiff_head(text_bank_cache):
+    head = MODELS.build(head_cfg(text_bank_cache))
+
+    class Subclass(DiffusionAugmentedHead):
+        pass
+
+    for yes in (head, DiffusionAugmentedHead, Subclass,
+                'DiffusionAugmentedHead', 'mmaction.DiffusionAugmentedHead'):
+        assert is_cocodiff_head(yes), yes
+    for no in (GCNHead(NUM_CLASSES, C), GCNHead, 'GCNHead', 'NoSuchHead',
+               None, dict(type='DiffusionAugmentedHead')):
+        assert not is_cocodiff_head(no), no
 
 
 def open_output_layer(head):
@@ -246,14 +307,16 @@ def test_text_bank_class_count_must_match_the_head(text_bank_cache):
     cfg['text_bank']['num_classes'] = 120
     with pytest.raises(ValueError, match='120.*60'):
         MODELS.build(cfg)
-    # A text file with fewer classes than the head is refused when the bank
-    # is built, before training (UTD-MHAD has 27 classes, the head 60).
+    # The bank gets the head's class count, so a text file with fewer
+    # classes is refused when the bank reads it (UTD-MHAD has 27, the head
+    # 60); tools/ call the same loader before training.
     cfg = head_cfg(text_bank_cache)
     cfg['text_bank']['texts'] = 'utd_mhad'
     head = MODELS.build(cfg)
-    with pytest.raises(ValueError, match='27'):
+    assert head.text_bank.num_classes == NUM_CLASSES
+    with pytest.raises(ValueError, match='have only 27 classes; cannot take '
+                       f'the first {NUM_CLASSES}'):
         head.text_bank.build()
-        head.text_bank.check_num_classes(NUM_CLASSES, 'model.cls_head')
 
 
 def perturbed(module):
@@ -427,16 +490,35 @@ def test_generated_ce_is_scaled_and_smoothed_like_the_real_one(
 
 
 def test_stage1_logs_how_often_the_frozen_classifier_agrees(
-        text_bank_cache, feats):
+        text_bank_cache, feats, monkeypatch):
     """acc_generated: the frozen fc's top-1 agreement with the conditioning
-    label on generated features; a classifier that maps every feature to
-    class 0 agrees exactly on the label-0 samples."""
+    label on the generated features, not on the real ones: the fc below
+    puts every generated feature in its class and half the real ones in
+    class 0."""
     head = MODELS.build(head_cfg(text_bank_cache, text_mode='none'))
     head.train()
-    with torch.no_grad():
+    labels = [0, 0, 1, 2, 3, 4]
+    with torch.no_grad():  # fc(x)[k] = x[k] for the first C classes
         head.fc.weight.zero_()
+        head.fc.weight[:, :C] = 0.1 * torch.eye(NUM_CLASSES, C)
         head.fc.bias.zero_()
         head.fc.bias[0] = 1.0
+    diffusion_losses = head.diffusion_losses
+
+    def one_hot_generated(pooled, labels):
+        losses, _ = diffusion_losses(pooled, labels)
+        return losses, 100 * torch.nn.functional.one_hot(labels, C).to(
+            pooled.dtype)
+
+    monkeypatch.setattr(head, 'diffusion_losses', one_hot_generated)
+    real = head.fc(head.pool_features(feats)).argmax(dim=1)
+    assert real.tolist() == [0] * 6  # 2 of 6 right on the real features
     head.set_objective('diffusion')
-    stage1 = head.loss(feats, samples([0, 0, 1, 2, 3, 4]))
-    assert float(stage1['acc_generated']) == pytest.approx(2 / 6)
+    stage1 = head.loss(feats, samples(labels))
+    assert float(stage1['acc_generated']) == 1
+    # Stage 2 logs it too, also when the head's topk leaves top-1 out.
+    for topk in ((1, 5), (5, )):
+        head.topk = topk
+        head.set_objective('joint')
+        joint = head.loss(feats, samples(labels))
+        assert float(joint['acc_generated']) == 1

@@ -45,6 +45,16 @@ def full_t(step, n):
     return torch.full((n, ), step, dtype=torch.long)
 
 
+def posterior(step, betas, abar):
+    """Closed forms of q(x_{t-1} | x_t, x0): (coef of x0, coef of x_t,
+    variance), in plain floats (DDPM Eq. 6-7, 0-based steps)."""
+    a_t, beta = abar[step], betas[step]
+    a_prev = abar[step - 1] if step > 0 else 1.0
+    return (beta * math.sqrt(a_prev) / (1 - a_t),
+            (1 - a_prev) * math.sqrt(1 - beta) / (1 - a_t),
+            beta * (1 - a_prev) / (1 - a_t))
+
+
 # --------------------------------------------------------------------------
 # schedules
 # --------------------------------------------------------------------------
@@ -139,17 +149,6 @@ def test_buffers_follow_to():
 # --------------------------------------------------------------------------
 # forward process
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize('step', [0, 9, 29])
-def test_q_mean_variance_exact(step):
-    diff = GaussianDiffusion(num_steps=30)
-    _, abar = hand_schedule(30)
-    x0 = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.0, -1.0]])
-    mean, var, log_var = diff.q_mean_variance(x0, full_t(step, 2))
-    torch.testing.assert_close(mean, math.sqrt(abar[step]) * x0)
-    torch.testing.assert_close(var, torch.full_like(x0, 1 - abar[step]))
-    torch.testing.assert_close(log_var, var.log())
-
-
 @pytest.mark.parametrize('step', [0, 5, 15, 29])
 def test_q_sample_empirical_moments(step):
     diff = GaussianDiffusion(num_steps=30)
@@ -182,82 +181,109 @@ def test_q_sample_with_given_noise():
 def test_posterior_matches_ddpm_formulas():
     diff = GaussianDiffusion(num_steps=30)
     betas, abar = hand_schedule(30)
-    x0 = torch.randn(30, 5)
-    x_t = torch.randn(30, 5)
-    t = torch.arange(30)
-    mean, var, log_var = diff.q_posterior_mean_variance(x0, x_t, t)
+    x0 = torch.randn(4, 5)
+    x_t = torch.randn(4, 5)
     for step in range(30):
-        a_t, beta = abar[step], betas[step]
-        a_prev = abar[step - 1] if step > 0 else 1.0
-        coef1 = beta * math.sqrt(a_prev) / (1 - a_t)
-        coef2 = (1 - a_prev) * math.sqrt(1 - beta) / (1 - a_t)
-        expected_var = beta * (1 - a_prev) / (1 - a_t)
+        coef1, coef2, var = posterior(step, betas, abar)
         torch.testing.assert_close(
-            mean[step], coef1 * x0[step] + coef2 * x_t[step],
+            diff.q_posterior_mean(x0, x_t, step), coef1 * x0 + coef2 * x_t,
             rtol=1e-5, atol=1e-5)
-        assert var[step].item() == pytest.approx(expected_var, rel=1e-5,
-                                                 abs=1e-12)
+        assert diff.posterior_variance[step].item() == pytest.approx(
+            var, rel=1e-5, abs=1e-12)
         if step > 0:
-            assert log_var[step].item() == pytest.approx(
-                math.log(expected_var), rel=1e-5)
+            assert diff.posterior_std(step) == pytest.approx(
+                math.sqrt(var), rel=1e-9)
+            assert diff.posterior_log_variance_clipped[step].item() == \
+                pytest.approx(math.log(var), rel=1e-5)
     # t = 0: the posterior collapses onto x0.
-    torch.testing.assert_close(mean[0], x0[0])
-    assert var[0].item() == 0.0
-    assert log_var[0].item() == pytest.approx(log_var[1].item())
+    torch.testing.assert_close(diff.q_posterior_mean(x0, x_t, 0), x0)
+    assert diff.posterior_variance[0].item() == 0.0
 
 
 @pytest.mark.parametrize('schedule', ['linear', 'cosine'])
 def test_eps_x0_round_trip(schedule):
     diff = GaussianDiffusion(num_steps=30, beta_schedule=schedule)
     diff = diff.to(torch.float64)
-    x0 = torch.randn(30, 16, dtype=torch.float64)
-    eps = torch.randn(30, 16, dtype=torch.float64)
-    t = torch.arange(30)
-    x_t = diff.q_sample(x0, t, noise=eps)
-    torch.testing.assert_close(
-        diff.predict_start_from_noise(x_t, t, eps), x0, atol=2e-3, rtol=0)
-    torch.testing.assert_close(
-        diff.predict_noise_from_start(x_t, t, x0), eps, atol=2e-4, rtol=0)
+    x0 = torch.randn(4, 16, dtype=torch.float64)
+    eps = torch.randn(4, 16, dtype=torch.float64)
+    for step in range(30):
+        x_t = diff.q_sample(x0, full_t(step, 4), noise=eps)
+        torch.testing.assert_close(
+            diff.predict_start_from_noise(x_t, step, eps), x0, atol=2e-3,
+            rtol=0)
+        torch.testing.assert_close(
+            diff.predict_noise_from_start(x_t, step, x0), eps, atol=2e-4,
+            rtol=0)
     # In float32 the identities hold to float32 precision at small t.
     diff32 = GaussianDiffusion(num_steps=30, beta_schedule=schedule)
-    t_small = torch.full((30, ), 3)
-    x_t32 = diff32.q_sample(x0.float(), t_small, noise=eps.float())
+    x_t32 = diff32.q_sample(x0.float(), full_t(3, 4), noise=eps.float())
     torch.testing.assert_close(
-        diff32.predict_start_from_noise(x_t32, t_small, eps.float()),
+        diff32.predict_start_from_noise(x_t32, 3, eps.float()),
         x0.float(), atol=1e-4, rtol=0)
 
 
 def test_model_predictions_clip():
     diff = GaussianDiffusion(num_steps=30, clip_denoised=1.0)
     x_t = 3 * torch.randn(8, 6)
-    t = torch.full((8, ), 10)
-    eps, x0 = diff.model_predictions(toy_denoiser, x_t, t, None)
-    assert x0.abs().max() <= 1.0 + 1e-6
-    raw_x0 = diff.predict_start_from_noise(x_t, t, toy_denoiser(x_t, t, None))
+    eps, x0 = diff.model_predictions(toy_denoiser, x_t, 10, None)
+    torch.testing.assert_close(eps, toy_denoiser(x_t, full_t(10, 8), None))
+    raw_x0 = diff.predict_start_from_noise(x_t, 10, eps)
     assert raw_x0.abs().max() > 1.0  # the clamp was needed
+    torch.testing.assert_close(x0, raw_x0.clamp(-1.0, 1.0))
+    # DDIM's noise consistent with the clamped x0 maps back onto it.
+    consistent = diff.predict_noise_from_start(x_t, 10, x0)
     torch.testing.assert_close(
-        diff.predict_start_from_noise(x_t, t, eps), x0, atol=1e-4, rtol=0)
+        diff.predict_start_from_noise(x_t, 10, consistent), x0, atol=1e-4,
+        rtol=0)
     with pytest.raises(ValueError, match='clip_denoised'):
         GaussianDiffusion(clip_denoised=0.0)
 
 
-def test_p_sample_matches_hand_formula():
-    diff = GaussianDiffusion(num_steps=30)
+@pytest.mark.parametrize('clip', [None, 2.0])
+def test_p_sample_matches_hand_formula(clip):
+    """The chain's DDPM step: x0 from eps (clamped if asked), the posterior
+    mean, plus the posterior std times noise from the generator."""
+    diff = GaussianDiffusion(num_steps=30, clip_denoised=clip)
     betas, abar = hand_schedule(30)
-    x_t = torch.randn(4, 6)
-    noise = torch.randn(4, 6)
+    x_t = 3 * torch.randn(4, 6)  # large enough for the clip to act
     for step in (0, 1, 17, 29):
-        t = full_t(step, 4)
-        out = diff.p_sample(toy_denoiser, x_t, t, None, noise=noise)
-        eps = toy_denoiser(x_t, t, None)
-        a_t, beta = abar[step], betas[step]
-        a_prev = abar[step - 1] if step > 0 else 1.0
+        out = diff.p_sample(toy_denoiser, x_t, step, None,
+                            generator=torch.Generator().manual_seed(step))
+        noise = torch.randn(4, 6,
+                            generator=torch.Generator().manual_seed(step))
+        eps = toy_denoiser(x_t, full_t(step, 4), None)
+        a_t = abar[step]
         x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
-        mean = (beta * math.sqrt(a_prev) * x0 +
-                (1 - a_prev) * math.sqrt(1 - beta) * x_t) / (1 - a_t)
-        std = math.sqrt(beta * (1 - a_prev) / (1 - a_t))
-        expected = mean + std * noise if step > 0 else x0
+        if clip is not None:
+            x0 = x0.clamp(-clip, clip)
+        coef1, coef2, var = posterior(step, betas, abar)
+        mean = coef1 * x0 + coef2 * x_t
+        expected = mean + math.sqrt(var) * noise if step > 0 else x0
         torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('clip', [None, 2.0])
+def test_ddim_step_matches_hand_formula(clip):
+    """The chain's DDIM step with eta = 1 (Song et al., Eq. 12 and 16)."""
+    diff = GaussianDiffusion(num_steps=30, clip_denoised=clip)
+    _, abar = hand_schedule(30)
+    x_t = 3 * torch.randn(4, 6)
+    step, prev = 21, 14
+    out = diff.ddim_step(toy_denoiser, x_t, step, prev, None, eta=1.0,
+                         generator=torch.Generator().manual_seed(0))
+    noise = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    a_t, a_prev = abar[step], abar[prev]
+    eps = toy_denoiser(x_t, full_t(step, 4), None)
+    x0 = (x_t - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+    if clip is not None:
+        x0 = x0.clamp(-clip, clip)
+        eps = (x_t - math.sqrt(a_t) * x0) / math.sqrt(1 - a_t)
+    sigma = math.sqrt((1 - a_t / a_prev) * (1 - a_prev) / (1 - a_t))
+    expected = (math.sqrt(a_prev) * x0 +
+                math.sqrt(1 - a_prev - sigma**2) * eps + sigma * noise)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+    last = diff.ddim_step(toy_denoiser, x_t, step, -1, None)
+    torch.testing.assert_close(last, x0, rtol=1e-4, atol=1e-4)
 
 
 # --------------------------------------------------------------------------
@@ -317,10 +343,6 @@ def test_ddim_timesteps():
     assert steps[0] == 29 and steps[-1] == -1 and len(steps) == 11
     assert all(a > b for a, b in zip(steps, steps[1:]))
     assert diff.ddim_timesteps(4, start_step=9)[0] == 9
-    with pytest.raises(ValueError, match='num_sampling_steps'):
-        diff.ddim_timesteps(31)
-    with pytest.raises(ValueError, match='start_step'):
-        diff.ddim_timesteps(5, start_step=30)
 
 
 def test_ddim_eta_one_is_stochastic_and_seeded():
@@ -384,8 +406,6 @@ def test_generate_gradients_and_errors():
         torch.testing.assert_close(out, again)  # seeded, no global RNG
     with pytest.raises(ValueError, match="'ddpm', 'ddim'"):
         diff.generate(denoiser, x0, cond, sampler='euler')
-    with pytest.raises(ValueError, match='start_step'):
-        diff.generate(denoiser, x0, cond, start_step=8)
 
 
 def test_generate_start_step_keeps_real_feature():
@@ -397,20 +417,6 @@ def test_generate_start_step_keeps_real_feature():
         out = diff.generate(
             make_oracle(abar, x0), x0, None, start_step=5, sampler=sampler)
         torch.testing.assert_close(out, x0, atol=1e-6, rtol=0)
-
-
-def test_chain_step_matches_p_sample():
-    """The chain's shared-step update is p_sample's, given the same noise."""
-    diff = GaussianDiffusion(num_steps=30, clip_denoised=2.0)
-    x_t = 3 * torch.randn(4, 6)  # large enough for the clip to act
-    for step in (0, 1, 17, 29):
-        shared = diff._shared_step_p_sample(
-            toy_denoiser, x_t, step, None,
-            torch.Generator().manual_seed(step))
-        noise = torch.randn(4, 6, generator=torch.Generator().manual_seed(step))
-        expected = diff.p_sample(toy_denoiser, x_t, full_t(step, 4), None,
-                                 noise=noise)
-        torch.testing.assert_close(shared, expected, rtol=1e-5, atol=1e-5)
 
 
 class CountingDenoiser(torch.nn.Module):
@@ -474,20 +480,12 @@ def test_truncated_backprop_equals_a_chain_restarted_from_a_detached_state():
     x = diff.q_sample(x0, full_t(5, 3), generator=gen)
     with torch.no_grad():
         for step in (5, 4, 3, 2):
-            x = diff._shared_step_p_sample(net, x, step, None, gen)
+            x = diff.p_sample(net, x, step, None, gen)
     for step in (1, 0):
-        x = diff._shared_step_p_sample(net, x, step, None, gen)
+        x = diff.p_sample(net, x, step, None, gen)
     torch.testing.assert_close(x, out)
     x.sum().backward()
     torch.testing.assert_close(net.net.weight.grad, truncated)
-
-
-def test_grad_steps_must_be_a_positive_int():
-    diff = GaussianDiffusion(num_steps=4)
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match='grad_steps'):
-            diff.generate(toy_denoiser, torch.randn(2, 3), None,
-                          grad_steps=bad)
 
 
 # --------------------------------------------------------------------------
@@ -495,8 +493,10 @@ def test_grad_steps_must_be_a_positive_int():
 # --------------------------------------------------------------------------
 GOLDEN_Q_SAMPLE = [[-0.89966762, 0.18926144, -0.76324630, 0.52467787],
                    [0.51098615, -0.46585441, -0.75779420, 0.70526761]]
-GOLDEN_P_SAMPLE = [[-0.98798704, 0.21732298, -0.59574121, 0.65138656],
+GOLDEN_P_SAMPLE = [[-1.46085513, 0.19018297, -0.57105738, 0.87546843],
                    [0.84941161, -1.66277814, -1.45302200, 0.15093586]]
+GOLDEN_DDIM_STEP = [[-4.22872400, -1.60211647, -6.17588615, 0.35649902],
+                    [-0.51092100, -2.01957130, -3.04694366, 0.87383640]]
 
 
 def test_golden_values():
@@ -505,8 +505,12 @@ def test_golden_values():
     gen = torch.Generator().manual_seed(2024)
     t = torch.tensor([4, 21])
     x_t = diff.q_sample(x0, t, generator=gen)
-    x_prev = diff.p_sample(toy_denoiser, x_t, t, None, generator=gen)
+    x_prev = diff.p_sample(toy_denoiser, x_t, 21, None, generator=gen)
+    x_ddim = diff.ddim_step(toy_denoiser, x_t, 21, 14, None, eta=1.0,
+                            generator=gen)
     torch.testing.assert_close(
         x_t, torch.tensor(GOLDEN_Q_SAMPLE), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(
         x_prev, torch.tensor(GOLDEN_P_SAMPLE), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        x_ddim, torch.tensor(GOLDEN_DDIM_STEP), atol=1e-5, rtol=1e-5)

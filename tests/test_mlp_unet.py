@@ -50,6 +50,43 @@ def test_conditioned_on_is_the_same_network():
         bound(x, t, cond.clone())
 
 
+def test_every_module_is_called_as_a_module():
+    """Hooks and profilers see every layer, in the precomputed chain path
+    as in a plain call."""
+    net = perturbed(ConditionalMLPUNet(feat_dim=32, cond_dim=8,
+                                       widths=(32, 16), num_steps=10))
+    x, cond, t = torch.randn(6, 32), torch.randn(6, 8), torch.full((6, ), 3)
+    bound = net.conditioned_on(cond)
+    called = set()
+    for name, module in net.named_modules():
+        module.register_forward_hook(
+            lambda module, args, out, name=name: called.add(name))
+    bound(x, t, cond)
+    skipped = ('time_mlp', 'cond_mlp')  # run once, by conditioned_on
+    # (and each block's skip: one addmm on its weight, see FiLMResMLPBlock)
+    expected = {name for name, module in net.named_modules()
+                if not name.startswith(skipped) and not name.endswith('skip')
+                and not isinstance(module, torch.nn.ModuleList)}
+    assert expected <= called, expected - called
+
+
+@pytest.mark.parametrize('type_name', ['ConditionalMLPUNet', 'MLPUNet',
+                                       'ConditionalUNet1D', 'UNet1D'])
+def test_every_denoiser_has_the_head_interface(type_name):
+    """The head fills in num_steps and calls conditioned_on for any
+    registered denoiser; the result predicts like the network."""
+    cond_dim = 8 if type_name.startswith('Conditional') else None
+    net = MODELS.build(dict(type=type_name, feat_dim=32, cond_dim=cond_dim,
+                            num_steps=7))
+    assert net.num_steps == 7
+    x, t = torch.randn(3, 32), torch.tensor([0, 3, 6])
+    cond = None if cond_dim is None else torch.randn(3, cond_dim)
+    bound = net.conditioned_on(cond)
+    assert torch.allclose(bound(x, t, cond), net(x, t, cond), atol=1e-6)
+    if 'UNet1D' in type_name:  # nothing to precompute
+        assert bound is net
+
+
 def test_no_text_variant_ignores_cond():
     net = perturbed(MODELS.build(dict(type='MLPUNet', feat_dim=16,
                                       widths=(16, ))))

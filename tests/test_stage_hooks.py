@@ -29,6 +29,7 @@ from mmaction.registry import HOOKS
 from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from cocodiff_mm.engine.hooks.generated_loss_ramp_hook import \
     RAMP_START_INFO
@@ -63,7 +64,12 @@ class StageRecorderHook(Hook):
                  objective=head.objective, scale=head.gen_cls_scale,
                  lr=runner.optim_wrapper.get_lr()['gcn.lr'][0],
                  diffusion_lrs=runner.optim_wrapper.get_lr(),
-                 logged=sorted(runner.message_hub.log_scalars)))
+                 logged=sorted(runner.message_hub.log_scalars),
+                 fc=head.fc.weight.detach().clone(),
+                 bn_batches=sum(
+                     int(module.num_batches_tracked)
+                     for module in model.backbone.modules()
+                     if isinstance(module, _BatchNorm))))
 
     def after_train_iter(self, runner, batch_idx, data_batch=None,
                          outputs=None):
@@ -110,6 +116,18 @@ def by_stage(records):
     for record in records:
         stages.setdefault(record['objective'], []).append(record)
     return stages
+
+
+def test_stage2_starts_from_a_fresh_gcn(full_run):
+    """Before stage 2's first step the backbone is re-initialised (no
+    batch-norm layer has seen a batch) and so is the classifier (not the
+    one stage 1 kept frozen)."""
+    _, records, _ = full_run
+    stages = by_stage(records)
+    frozen, fresh = stages['diffusion'][-1], stages['joint'][0]
+    assert frozen['bn_batches'] > 0 and fresh['bn_batches'] == 0
+    assert torch.equal(stages['diffusion'][0]['fc'], frozen['fc'])
+    assert not torch.equal(frozen['fc'], fresh['fc'])
 
 
 def test_generated_loss_ramps_over_the_first_stage2_epoch(full_run):
@@ -273,17 +291,25 @@ def test_stage1_ends_when_faithful_and_stage2_keeps_its_schedule(
         '(target 80.0%); skipping its epochs 3-3' in log
 
 
-def test_measured_faithfulness_reaches_the_message_hub(early_runs):
-    runner, _, work = early_runs['fixed']
-    # The real hook wrote the stage-1 gen_acc (single process: the
-    # all-rank mean is the rank's own); the planned hook then replaced it.
+def diagnostics_lines(work, objective):
     lines = [json.loads(line) for line in
              (work / 'generation_diagnostics.jsonl').read_text().splitlines()]
-    stage1 = [line for line in lines if line['objective'] == 'diffusion']
+    return [line for line in lines if line['objective'] == objective]
+
+
+def test_measured_faithfulness_reaches_the_message_hub(early_runs, full_run):
+    _, _, work = early_runs['fixed']
+    stage1 = diagnostics_lines(work, 'diffusion')
     assert len(stage1) == 3 and all(
         0 <= line['gen_acc'] <= 1 and line['num_samples'] > 0
         for line in stage1)
-    assert runner.message_hub.get_info(FAITHFULNESS_INFO) == 0.95
+    # Without a planned hook the message hub holds what the real hook
+    # measured after the last stage-1 epoch (single process: the all-rank
+    # mean is the rank's own); stage 2 leaves it alone.
+    runner, _, work = full_run
+    (stage1, ) = diagnostics_lines(work, 'diffusion')
+    assert runner.message_hub.get_info(FAITHFULNESS_INFO) == pytest.approx(
+        stage1['gen_acc'], abs=1e-12)
 
 
 def test_resume_after_the_early_end_skips_what_the_run_skipped(

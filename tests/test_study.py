@@ -3,6 +3,8 @@ import json
 import math
 import os
 import pickle
+import platform
+import shutil
 import textwrap
 
 import pytest
@@ -14,7 +16,8 @@ from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
 from cocodiff_mm.analysis.learning_criteria import learning_criteria
 from cocodiff_mm.analysis.study import (StudyRunner, StudySpecError,
                                         format_study_table, load_study_spec,
-                                        paired_difference)
+                                        machine_info, paired_difference)
+from cocodiff_mm.utils.config_keys import ConfigError
 
 SHIPPED_SPEC = REPO / 'configs' / 'studies' / 'utd_mhad_cocodiff.py'
 
@@ -44,7 +47,7 @@ def test_shipped_spec_is_valid_and_gives_both_budgets_the_same_epochs():
 @pytest.mark.parametrize('body, message', [
     ("name='s'\nseeds=[0]\nbaseline='b'\nbudgets={}\n"
      "arms=[dict(name='b', config='configs/ctrgcn_demo.py', cfg_option=[])]",
-     "unknown key 'cfg_option' (did you mean 'cfg_options'?)"),
+     "arms[0].cfg_option is not an option (did you mean 'cfg_options'?)"),
     ("name='s'\nseeds=[0]\nbaseline='b'\nbudgets={}\n"
      "arms=[dict(name='b', config='configs/nope.py')]",
      'arms[0].config: configs/nope.py does not exist'),
@@ -62,9 +65,28 @@ def test_shipped_spec_is_valid_and_gives_both_budgets_the_same_epochs():
 ])
 def test_bad_specs_name_the_file_and_field(tmp_path, body, message):
     path = write_spec(tmp_path / 'spec.py', body)
-    with pytest.raises(StudySpecError) as error:
+    with pytest.raises(ConfigError) as error:
         load_study_spec(str(path), root=str(REPO))
     assert message in str(error.value) and str(path) in str(error.value)
+
+
+def test_machine_info_is_what_a_training_process_gets(monkeypatch):
+    """The thread count of a fresh interpreter with the study's environment
+    (the tools inherit it), and the CPU named by lscpu or, without it, by
+    platform.processor()."""
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')
+    info = machine_info()
+    assert info['torch_threads'] == 1 and info['omp_num_threads'] == '1'
+    monkeypatch.delenv('OMP_NUM_THREADS')
+    assert machine_info()['omp_num_threads'] is None
+    if shutil.which('lscpu'):
+        lscpu = os.popen('LC_ALL=C lscpu').read()
+        model = next(line.split(':', 1)[1].strip()
+                     for line in lscpu.splitlines()
+                     if line.startswith('Model name'))
+        assert info['cpu_model'] == model
+    monkeypatch.setenv('PATH', '')  # no lscpu
+    assert machine_info()['cpu_model'] == platform.processor()
 
 
 def test_paired_difference_is_per_seed():
@@ -149,6 +171,10 @@ def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
     trained = [c[c.index('--seed') + 1] for c in commands
                if c[1] == 'tools/train.py']
     assert trained == ['1', '1']
+    result = runner.read_result(spec.arm('cocodiff'), 1)
+    assert result['machine'] == runner.machine()
+    assert set(result['machine']) == {'torch_threads', 'omp_num_threads',
+                                      'cpu_model'}
     # Seeds 0 and 2 have no validation result, yet seed 1 may be tested.
     runner.run_test(spec.final)
     tested = [c for c in commands if 'test_dataloader.dataset.split='

@@ -496,21 +496,6 @@ def test_too_few_classes_in_file(tmp_path, fake_encoders):
     assert str(path) in message
 
 
-def test_check_num_classes(tmp_path, fake_encoders):
-    path = write_texts(tmp_path)
-    bank = TextEmbeddingBank(texts=str(path), cache_dir=str(tmp_path))
-    bank.check_num_classes(3, 'head')
-    with pytest.raises(ValueError) as info:
-        bank.check_num_classes(2, 'head')
-    assert (f"text bank '{path}' has 3 classes but the head has 2"
-            in str(info.value))
-    assert 'num_classes=2' in str(info.value)
-    with pytest.raises(ValueError, match='has 3 classes but the cls_head '
-                       'has 5: use a class-text file with at least 5'):
-        bank.check_num_classes(5, 'cls_head')
-    assert not bank.is_built and fake_encoders == []
-
-
 # ----------------------------------------------------------------------
 # Bank: embed
 # ----------------------------------------------------------------------
@@ -668,6 +653,24 @@ def test_cli_random_encoder(tmp_path, capsys):
     with pytest.warns(UserWarning, match='UNTRAINED'):
         assert cli.main(argv) == 0
     assert 'status: loaded from cache' in capsys.readouterr().out
+
+
+def test_cli_offers_every_registered_encoder(plugin_config, tmp_path,
+                                            capsys):
+    """An encoder registered by a module (as a config's custom_imports
+    adds one) is offered by the tool, not only the built-in ones."""
+    cli = load_cli()
+    argv = ['--texts', str(write_texts(tmp_path)), '--encoder',
+            'letter_counts', '--cache-dir', str(tmp_path / 'banks')]
+    assert cli.main(argv) == 1  # not imported yet: the registry says so
+    assert 'unknown text encoder' in capsys.readouterr().err
+    assert cli.main(['--custom-imports', 'letter_encoder_plugin',
+                     *argv]) == 0
+    out = capsys.readouterr().out
+    assert 'encoder: letter_counts letters-4' in out and 'dim: 4' in out
+    with pytest.raises(SystemExit):
+        cli.parse_args(['--help'])
+    assert 'letter_counts' in capsys.readouterr().out
 
 
 def test_cli_reports_errors(tmp_path, capsys):

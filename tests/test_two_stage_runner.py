@@ -112,7 +112,15 @@ def test_stage1_freezes_the_gcn_and_stage2_starts_fresh(scratch_run):
     # Stage 1 trained the diffusion part.
     assert any(not torch.equal(stage0[k], stage1[k]) for k in stage0
                if k.startswith('cls_head.denoiser.'))
-    assert not backbone_equal(stage1, final)
+    # Stage 2 re-initialised the backbone: its batch-norm layers have seen
+    # the batches of stage 2's one epoch only, half of stage 0's two (an
+    # epoch of training alone would change the weights anyway). The
+    # classifier's re-initialisation is checked before stage 2's first step
+    # in tests/test_stage_hooks.py.
+    tracked = [k for k in final if k.startswith('backbone.')
+               and k.endswith('num_batches_tracked')]
+    assert tracked and all(int(stage0[k]) > 0 for k in tracked)
+    assert all(2 * int(final[k]) == int(stage0[k]) for k in tracked)
 
 
 def test_tools_test_evaluates_the_result(scratch_run, ntu60_pickle, tmp_path):

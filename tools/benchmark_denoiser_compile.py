@@ -4,8 +4,9 @@
 
 One step is what stage 1 does per batch: ``L_rec`` on real features plus a
 full generation chain (forward to T, reverse to x̂0) with a loss on its
-output, backward and an SGD step, for the default ``ConditionalUNet1D``
-(C=256, text dim 512, batch 64, T=30). The chain runs about 60 small UNet
+output, backward and an SGD step, for the paper-literal
+``ConditionalUNet1D`` (C=256, text dim 512, batch 64, T=30; the shipped
+default is ``ConditionalMLPUNet``). The chain runs about 60 small UNet
 passes per step, so it is bound by kernel launches on a GPU; CUDA graphs
 (``reduce-overhead``) remove most of that. Warm-up includes compilation.
 """

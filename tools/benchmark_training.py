@@ -21,7 +21,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 
-from cocodiff_mm.engine.cpu_allocator import keep_freed_memory
+from cocodiff_mm import runtime
 from cocodiff_mm.analysis.training_cost import (LITERAL_OPTIONS,
                                                 TrainingCostBenchmark,
                                                 format_report,
@@ -65,8 +65,7 @@ def main() -> None:
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     batch_size = args.batch_size or (64 if device.startswith('cuda') else 8)
-    if not device.startswith('cuda'):
-        keep_freed_memory()  # as tools/train.py does on CPU runs
+    runtime.setup()  # as tools/train.py does (the allocator without CUDA)
     benchmark = TrainingCostBenchmark(
         cfg, device, batch_size, frames=args.frames, amp=args.amp,
         literal_options=None if args.no_literal else LITERAL_OPTIONS)

@@ -8,14 +8,23 @@ reports what the bank holds::
         --pretrained /path/to/open_clip_model.bin --cache-dir data/text_banks
     python tools/encode_texts.py --texts ntu120 --num-classes 60 \\
         --encoder minilm
+    python tools/encode_texts.py --custom-imports my_project.my_encoder \\
+        --encoder my_encoder
 """
 import argparse
+import importlib
 import sys
 from typing import List, Optional
 
 import cocodiff_mm  # noqa: F401  (runtime fixes before open_clip/torchvision)
-from cocodiff_mm.models.text import (ENCODERS, UNTRAINED_MESSAGE,
+from cocodiff_mm.models.text import (TEXT_ENCODERS, UNTRAINED_MESSAGE,
                                      TextEmbeddingBank)
+
+
+def registered_encoders() -> List[str]:
+    """Names registered in ``TEXT_ENCODERS`` (built-in and imported)."""
+    TEXT_ENCODERS.import_from_location()
+    return sorted(TEXT_ENCODERS.module_dict)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -35,8 +44,14 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help='class-text name in cocodiff_mm/texts or a JSON path '
         '(default: ntu120)')
     parser.add_argument(
-        '--encoder', default='clip', choices=ENCODERS,
-        help='text encoder; random = untrained, testing only (default: clip)')
+        '--encoder', default='clip',
+        help='a text encoder registered in TEXT_ENCODERS (now: '
+        f'{", ".join(registered_encoders())}; random = untrained, testing '
+        'only; more with --custom-imports) (default: clip)')
+    parser.add_argument(
+        '--custom-imports', nargs='+', default=[], metavar='MODULE',
+        help="modules that register more encoders, as a config's "
+        'custom_imports')
     parser.add_argument(
         '--pretrained', default='openai',
         help="open_clip tag or local weights file for --encoder clip; 'none' "
@@ -80,6 +95,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if encoder == 'clip' and pretrained is None:
         encoder = 'random'
     try:
+        for module in args.custom_imports:
+            importlib.import_module(module)
         bank = TextEmbeddingBank(
             texts=args.texts,
             encoder=encoder,

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 import cocodiff_mm  # noqa: F401  (runtime fixes, CTRGCN registration)
+from cocodiff_mm import runtime
 from cocodiff_mm.engine.inference_export import export_inference_checkpoint
 from cocodiff_mm.utils.config_keys import ConfigError
 
@@ -40,6 +41,7 @@ def build_model(config: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.setup()  # safe checkpoint loading (and the trust opt-in)
     try:
         model = build_model(args.config) if args.config else None
         dropped = export_inference_checkpoint(args.src, args.dst, model)

@@ -7,8 +7,9 @@ clip, a ``.npy`` array ``(M, T, V, C)`` or ``(T, V, C)``, or an annotation
 pickle ``.pkl`` with ``--sample FRAME_DIR`` naming one of its samples. The
 clip goes through the config's test pipeline. Plain and CoCoDiff
 checkpoints both work: inference builds the stock GCN (no diffusion part)
-and loads its weights strictly. A bad input, config or checkpoint prints one
-line and exits 2.
+and loads its weights strictly. A bad input (an all-zero or near-constant
+clip included), config, checkpoint or ``--out`` path (checked first) prints
+one line and exits 2.
 """
 import argparse
 import sys
@@ -16,9 +17,11 @@ import sys
 import cocodiff_mm  # noqa: F401  (runtime fixes, registration)
 from mmengine.config import Config, DictAction
 
+from cocodiff_mm import runtime
 from cocodiff_mm.apis import classify_clip
 from cocodiff_mm.utils.atomic_write import atomic_write_json
 from cocodiff_mm.utils.config_keys import ConfigError
+from cocodiff_mm.utils.outputs import check_writable
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,7 +59,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.setup()  # safe checkpoint loading (and the trust opt-in)
     try:
+        if args.out:
+            check_writable(args.out, '--out')
         cfg = Config.fromfile(args.config)
         if args.cfg_options:
             cfg.merge_from_dict(args.cfg_options)

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cocodiff_mm.analysis.study import (StudyRunner,  # noqa: E402
-                                        StudySpecError, load_study_spec)
+                                        load_study_spec)
+from cocodiff_mm.utils.config_keys import ConfigError  # noqa: E402
 
 
 def main() -> int:
@@ -54,7 +55,7 @@ def main() -> int:
             runner.run_test(args.test or spec.final)
         elif not args.table:
             runner.run_all(args.arms)
-    except (StudySpecError, RuntimeError) as error:
+    except (ConfigError, RuntimeError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     print(runner.write_table())

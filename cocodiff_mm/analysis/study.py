@@ -12,17 +12,18 @@ Runs resume: a finished run (its ``result.json``) is skipped, and an
 interrupted training continues from its latest checkpoint. A finished run
 records a digest of its resolved training config; if the config, one of its
 bases' defaults or the overrides change afterwards, the runner refuses the
-stale run instead of counting it.
+stale run instead of counting it. Each result also records the machine it
+trained on (:func:`machine_info`).
 """
 import argparse
 import copy
-import difflib
 import glob
 import hashlib
 import json
 import math
 import os
 import os.path as osp
+import platform
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..utils.atomic_write import atomic_write_json, atomic_write_text
+from ..utils.checks import check_int, is_int
+from ..utils.config_keys import ConfigError, refuse_unknown_keys
 from .learning_criteria import (FAITHFULNESS, LOSS_CON_FALL,
                                 STAGE2_ACC_GENERATED, learning_criteria,
                                 read_diagnostics)
@@ -41,7 +44,7 @@ ARM_KEYS = ('name', 'config', 'cfg_options', 'init_from', 'description')
 BUDGET_KEYS = ('epochs', 'stage1_epochs', 'cfg_options', 'seeds')
 
 
-class StudySpecError(ValueError):
+class StudySpecError(ConfigError):
     """A study spec that cannot run (names the file and the field)."""
 
 
@@ -120,16 +123,6 @@ class StudySpec:
                              f'{[a.name for a in self.arms]}')
 
 
-def _refuse_unknown(keys, allowed: Sequence[str], where: str) -> None:
-    """Raise for the first key not in ``allowed``, with the closest one."""
-    for key in keys:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f' (did you mean {close[0]!r}?)' if close else ''
-            raise StudySpecError(f'{where}: unknown key {key!r}{hint}; '
-                                 f'allowed: {list(allowed)}')
-
-
 def load_study_spec(path: str, root: str = '.') -> StudySpec:
     """Read and validate a study spec file.
 
@@ -142,7 +135,9 @@ def load_study_spec(path: str, root: str = '.') -> StudySpec:
         StudySpec: The validated spec.
 
     Raises:
-        StudySpecError: Naming the file and the field at fault.
+        ConfigError: Naming the file and the field at fault
+            (:class:`StudySpecError`, or ``ConfigKeyError`` for an unknown
+            key).
     """
     from mmengine.config import Config
     if not osp.isfile(path):
@@ -150,14 +145,14 @@ def load_study_spec(path: str, root: str = '.') -> StudySpec:
     # Names starting with "_" are the spec file's own helper variables.
     raw = {key: value for key, value in Config.fromfile(path).to_dict().items()
            if not key.startswith('_')}
-    _refuse_unknown(raw, SPEC_KEYS, path)
+    refuse_unknown_keys(raw, SPEC_KEYS, f'{path}: spec')
     for key in ('name', 'arms', 'seeds', 'budgets', 'baseline'):
         if key not in raw:
             raise StudySpecError(f'{path}: missing field {key!r}')
     arms, names = [], set()
     for index, item in enumerate(raw['arms']):
         where = f'{path}: arms[{index}]'
-        _refuse_unknown(item, ARM_KEYS, where)
+        refuse_unknown_keys(item, ARM_KEYS, where)
         if 'name' not in item or 'config' not in item:
             raise StudySpecError(f'{where}: needs "name" and "config"')
         if item['name'] in names:
@@ -177,17 +172,15 @@ def load_study_spec(path: str, root: str = '.') -> StudySpec:
                 tuple(item.get('cfg_options', ())), init_from,
                 item.get('description', '')))
     seeds = tuple(raw['seeds'])
-    if not seeds or not all(isinstance(s, int) for s in seeds):
+    if not seeds or not all(is_int(s) for s in seeds):
         raise StudySpecError(f'{path}: seeds must be a non-empty list of '
                              f'ints, got {raw["seeds"]!r}')
     budgets = {}
     for name, item in raw['budgets'].items():
         where = f'{path}: budgets.{name}'
-        _refuse_unknown(item, BUDGET_KEYS, where)
+        refuse_unknown_keys(item, BUDGET_KEYS, where)
         for key in ('epochs', 'stage1_epochs'):
-            if not isinstance(item.get(key), int) or item[key] < 1:
-                raise StudySpecError(f'{where}.{key} must be an int >= 1, '
-                                     f'got {item.get(key)!r}')
+            check_int(item.get(key), f'{where}.{key}', minimum=1)
         budgets[name] = Budget(name, item['epochs'], item['stage1_epochs'],
                                tuple(item.get('cfg_options', ())),
                                tuple(item.get('seeds', seeds)))
@@ -198,6 +191,33 @@ def load_study_spec(path: str, root: str = '.') -> StudySpec:
     for name in (spec.baseline, *spec.final):
         spec.arm(name)
     return spec
+
+
+def machine_info(python: str = sys.executable) -> Dict:
+    """The CPU and the torch thread count of a training run started here.
+
+    The tools run as ``python`` with this process's environment, so a fresh
+    ``python`` with it reports the threads they train with
+    (``OMP_NUM_THREADS`` when set, else torch's default for the machine).
+
+    Returns:
+        dict: ``torch_threads``, ``omp_num_threads`` (the variable, or None)
+        and ``cpu_model`` (``lscpu``'s "Model name", else
+        ``platform.processor()``).
+    """
+    threads = subprocess.run(
+        [python, '-c', 'import torch; print(torch.get_num_threads())'],
+        capture_output=True, text=True, check=True).stdout.split()[-1]
+    try:
+        lscpu = subprocess.run(['lscpu'], capture_output=True, text=True,
+                               env=dict(os.environ, LC_ALL='C')).stdout
+    except OSError:  # no lscpu (macOS, minimal images)
+        lscpu = ''
+    models = [line.partition(':')[2].strip() for line in lscpu.splitlines()
+              if line.partition(':')[0].strip() == 'Model name']
+    return dict(torch_threads=int(threads),
+                omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+                cpu_model=next(filter(None, models), platform.processor()))
 
 
 def mean_std(values: Sequence[float]) -> Tuple[float, float]:
@@ -278,6 +298,7 @@ class StudyRunner:
         self.echo = echo
         self._configs: Dict = {}
         self._digests: Dict[str, str] = {}
+        self._machine: Optional[Dict] = None
 
     # ------------------------------------------------------------------
     # Paths and commands
@@ -354,6 +375,12 @@ class StudyRunner:
                 'this run. Pin the old values in the arm\'s cfg_options, '
                 f'or move {self.run_dir(arm, seed)} away to train it again')
         return result
+
+    def machine(self) -> Dict:
+        """:func:`machine_info` for this runner's interpreter (once)."""
+        if self._machine is None:
+            self._machine = machine_info(self.python)
+        return self._machine
 
     def is_two_stage(self, arm: Arm) -> bool:
         """Whether the arm's config trains with :class:`TwoStageLoop`."""
@@ -498,6 +525,7 @@ class StudyRunner:
             checkpoint=checkpoint,
             val=val,
             train_seconds=spent,
+            machine=self.machine(),
             diagnostics=last_diagnostics(train_dir))
         atomic_write_json(self.result_path(arm, seed), result)
         return result

@@ -4,17 +4,17 @@
 ``best_*.pth``, ``last_checkpoint``; our ``stage*_final.pth``) write through
 the file backend of the path, for a local path mmengine's ``LocalBackend``,
 whose ``put`` opens the real file and writes into it: a full disk leaves a
-half-written checkpoint under the real name. :func:`use_atomic_local_files`
-registers a ``LocalBackend`` whose writes go through
+half-written checkpoint under the real name. :class:`AtomicLocalBackend`
+is a ``LocalBackend`` whose writes go through
 :func:`~cocodiff_mm.utils.atomic_write.atomic_path` instead (temporary file
 in the same folder, flushed, renamed), so mmengine's own save path is kept
 and nothing of ``CheckpointHook`` is copied.
+:func:`cocodiff_mm.runtime.setup` registers it for local paths.
 """
 from pathlib import Path
 from typing import Union
 
-from mmengine.fileio import LocalBackend, register_backend
-from mmengine.fileio import io as mmengine_io
+from mmengine.fileio import LocalBackend
 
 from ..utils.atomic_write import atomic_write_bytes, atomic_write_text
 
@@ -33,16 +33,3 @@ class AtomicLocalBackend(LocalBackend):
             atomic_write_bytes(filepath, obj.encode(encoding))
         else:
             atomic_write_text(filepath, obj)
-
-
-def use_atomic_local_files() -> None:
-    """Make mmengine write local files with :class:`AtomicLocalBackend`.
-
-    For this process: the tools' launch path and :class:`TwoStageLoop` call
-    it. Backends already cached for local paths are dropped, so a hook that
-    built its backend earlier gets the atomic one on its next lookup.
-    """
-    register_backend('local', AtomicLocalBackend, force=True, prefixes='')
-    for key in [k for k in mmengine_io.backend_instances
-                if k.startswith(':')]:
-        mmengine_io.backend_instances.pop(key)

@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from ..utils.config_keys import ConfigError
 from .checkpoint_keys import revise_state_dict_keys
-from .checkpoint_safety import allow_mmengine_checkpoint_types
+from .checkpoint_safety import mmengine_checkpoint_types_allowed
 
 #: Keys under ``cls_head`` that a stock ``GCNHead`` (and inference) uses;
 #: every other ``cls_head`` key is CoCoDiff's training-only diffusion part.
@@ -55,9 +55,9 @@ def read_checkpoint(path: str) -> Dict:
             for a file torch cannot read.
     """
     from mmengine.runner.checkpoint import _load_checkpoint
-    allow_mmengine_checkpoint_types()
     try:
-        return _load_checkpoint(path, map_location='cpu')
+        with mmengine_checkpoint_types_allowed():
+            return _load_checkpoint(path, map_location='cpu')
     except pickle.UnpicklingError as error:
         # The safe unpickler says "GLOBAL <name>" for an object it refuses;
         # any other failure is a byte stream that is not a checkpoint.

@@ -7,17 +7,22 @@ hub's ``HistoryBuffer`` with numpy arrays and scalars, and references to the
 buffer's statistics methods through ``getattr``), so ``--resume`` and
 ``load_from`` fail (open-mmlab/mmengine#1655).
 
-:func:`allow_mmengine_checkpoint_types` allow-lists exactly those types. The
+:func:`mmengine_checkpoint_globals` lists exactly those types. The
 ``getattr`` a checkpoint may call is replaced by one that only returns
 ``HistoryBuffer``'s registered statistics methods, so no other attribute of
-any object can be reached. The tools call it before building the Runner;
-importing :mod:`cocodiff_mm` does not. The only way to the full unpickler is
-an explicit opt-in for checkpoints you trust:
-``COCODIFF_TRUST_CHECKPOINTS=1`` (see :func:`trust_checkpoints_requested`).
+any object can be reached. :func:`cocodiff_mm.runtime.setup` allow-lists
+them for the process (the tools call it before building the Runner;
+importing :mod:`cocodiff_mm` does not), and
+:func:`mmengine_checkpoint_types_allowed` inside one ``with`` block. The
+only way to the full unpickler is an explicit opt-in for checkpoints you
+trust:
+``COCODIFF_TRUST_CHECKPOINTS=1`` (see :func:`trust_checkpoints_requested`),
+read by :func:`cocodiff_mm.runtime.setup`.
 """
+import contextlib
 import os
 import pickle
-from typing import Any
+from typing import Any, Iterator, List
 
 import torch
 
@@ -58,15 +63,28 @@ def _numpy_globals() -> list:
                 'uint8')}]
 
 
-def allow_mmengine_checkpoint_types() -> None:
-    """Allow-list the types of mmengine checkpoints for ``weights_only``."""
-    if not hasattr(torch.serialization, 'add_safe_globals'):
-        return  # torch < 2.4 loads with the full unpickler by default
+def mmengine_checkpoint_globals() -> List[Any]:
+    """What an mmengine checkpoint needs beyond tensors, for
+    ``torch.serialization.add_safe_globals``."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    torch.serialization.add_safe_globals([
-        HistoryBuffer, *_numpy_globals(),
-        (history_buffer_method, 'builtins.getattr')
-    ])
+    return [HistoryBuffer, *_numpy_globals(),
+            (history_buffer_method, 'builtins.getattr')]
+
+
+@contextlib.contextmanager
+def mmengine_checkpoint_types_allowed() -> Iterator[None]:
+    """Allow mmengine's checkpoint types for ``weights_only`` loads inside
+    the block; what was allowed before (e.g. by
+    :func:`cocodiff_mm.runtime.setup`) stays allowed after it."""
+    if not hasattr(torch.serialization, 'safe_globals'):
+        yield  # torch < 2.5: nothing to allow per block
+        return
+    allowed = torch.serialization.get_safe_globals()
+    # safe_globals removes on exit what it added: only add what is missing.
+    missing = [item for item in mmengine_checkpoint_globals()
+               if item not in allowed]
+    with torch.serialization.safe_globals(missing):
+        yield
 
 
 def trust_checkpoints_requested() -> bool:
@@ -80,20 +98,3 @@ def load_trusted(filename: str, map_location=None):
     if not os.path.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename} can not be found.')
     return torch.load(filename, map_location=map_location, weights_only=False)
-
-
-def configure_checkpoint_loading() -> str:
-    """Set how this process loads checkpoints; return a one-line summary.
-
-    By default: ``weights_only=True`` with the mmengine types allowed. With
-    ``COCODIFF_TRUST_CHECKPOINTS=1``: mmengine's local loader is replaced by
-    one with the full unpickler.
-    """
-    allow_mmengine_checkpoint_types()
-    if not trust_checkpoints_requested():
-        return 'checkpoints load with torch.load(weights_only=True)'
-    from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(
-        prefixes='', loader=load_trusted, force=True)
-    return (f'{TRUST_ENV} is set: local checkpoints load with the full '
-            'unpickler (only load files you trust)')

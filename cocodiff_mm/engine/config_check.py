@@ -13,8 +13,11 @@ from mmengine.config import Config
 
 from ..utils.config_keys import (ConfigError, ConfigKeyError,
                                  accepted_arguments, refuse_unknown_keys)
-from .stage_plan import (FAITHFULNESS_NEEDS_HOOK, STAGE_KEYS,
-                         faithfulness_target)
+from .stage_plan import STAGE_KEYS
+
+#: The ``train_cfg`` keys :meth:`TwoStageLoop.plan` takes besides ``stage2``.
+PLAN_KEYS = ('stage1', 'stage0', 'pretrained', 'stage1_source')
+
 
 def _registered(registry, type_name):
     """The class registered as ``type_name`` (or the class itself), else
@@ -61,8 +64,8 @@ def find_unknown_keys(cfg: Config) -> None:
     from mmaction.registry import HOOKS, LOOPS, MODELS
     from mmengine.registry import init_default_scope
 
-    from ..models.heads.diffusion_augmented_head import (
-        GENERATION_DEFAULTS, DiffusionAugmentedHead)
+    from ..models.heads import is_cocodiff_head
+    from ..models.heads.diffusion_augmented_head import GENERATION_DEFAULTS
     from ..models.text.text_bank import TextEmbeddingBank
     from .two_stage_loop import TwoStageLoop
 
@@ -78,7 +81,7 @@ def find_unknown_keys(cfg: Config) -> None:
             refuse_unknown_keys(train_cfg.get(f'stage{index}'),
                                 STAGE_KEYS[index], f'train_cfg.stage{index}')
     head = (cfg.get('model') or {}).get('cls_head') or {}
-    if _registered(MODELS, head.get('type')) is DiffusionAugmentedHead:
+    if is_cocodiff_head(head.get('type')):
         field = 'model.cls_head'
         _check_registered(head, MODELS, field)
         refuse_unknown_keys(head.get('generation'), GENERATION_DEFAULTS,
@@ -100,47 +103,63 @@ def find_unknown_keys(cfg: Config) -> None:
 
 
 def check_class_texts(cfg: Config) -> None:
-    """Load the head's class texts and check they cover its classes.
+    """Read the head's class texts as its text bank will.
 
     The text bank is built when training starts (after the Runner made a
     work dir); a missing or malformed text file, or one with fewer classes
-    than the head, is caught here first. Texts are only read, not encoded.
+    than the head, is caught here first, by the loader the bank uses
+    (:func:`~cocodiff_mm.models.text.class_texts.load_class_texts`). Texts
+    are only read, not encoded.
 
     Raises:
         ConfigError: ``<config>: model.cls_head.text_bank.texts: ...``.
     """
-    from mmaction.registry import MODELS
-
-    from ..models.heads.diffusion_augmented_head import DiffusionAugmentedHead
+    from ..models.heads import is_cocodiff_head
     from ..models.text.class_texts import load_class_texts
 
     head = (cfg.get('model') or {}).get('cls_head') or {}
-    if _registered(MODELS, head.get('type')) is not DiffusionAugmentedHead \
+    if not is_cocodiff_head(head.get('type')) \
             or head.get('text_mode', 'both') == 'none':
         return
-    texts = (head.get('text_bank') or {}).get('texts')
+    bank = head.get('text_bank') or {}
+    texts = bank.get('texts')
+    # The head gives its bank its own num_classes (and refuses another).
+    num_classes = bank.get('num_classes', head.get('num_classes'))
     try:
-        load_class_texts(texts).subset(head.get('num_classes'))
+        load_class_texts(texts, num_classes)
     except (ValueError, TypeError, FileNotFoundError) as error:
         raise ConfigError(f'{cfg.filename}: model.cls_head.text_bank.texts='
                           f'{texts!r}: {error}') from None
 
 
-def check_faithfulness_target(cfg: Config) -> None:
-    """Check ``train_cfg.stage1.faithfulness_target`` before training.
+def check_stage_plan(cfg: Config) -> None:
+    """Plan a ``TwoStageLoop``'s stages as the loop will, before training.
 
-    The target must be a fraction in (0, 1], and a
-    ``GenerationDiagnosticsHook`` in ``custom_hooks`` must measure it; the
-    loop checks the same when it is built, after the work dir exists.
+    Calls the loop's own validator (:meth:`TwoStageLoop.plan`) with the
+    config's ``train_cfg`` and hook classes: stage epochs, ``stage1_source``
+    and ``stage1.faithfulness_target`` (a fraction, measured by a
+    ``GenerationDiagnosticsHook``), before the Runner makes a work dir.
 
     Raises:
-        ConfigError: ``<config>: train_cfg.stage1.faithfulness_target ...``.
+        ConfigError: ``<config>: train_cfg...``.
     """
+    from mmaction.registry import HOOKS, LOOPS
+    from mmengine.registry import init_default_scope
+
+    from .two_stage_loop import TwoStageLoop
+
+    init_default_scope(cfg.get('default_scope', 'mmaction'))
     train_cfg = cfg.get('train_cfg') or {}
+    if _registered(LOOPS, train_cfg.get('type')) is not TwoStageLoop:
+        return
+    hooks = [*(cfg.get('default_hooks') or {}).values(),
+             *(cfg.get('custom_hooks') or [])]
+    classes = [_registered(HOOKS, hook.get('type')) for hook in hooks
+               if isinstance(hook, Mapping)]
+    options = {key: train_cfg[key] for key in PLAN_KEYS if key in train_cfg}
     try:
-        target = faithfulness_target(train_cfg.get('stage1'))
+        TwoStageLoop.plan(train_cfg.get('stage2'),
+                          hooks=[cls for cls in classes if cls is not None],
+                          **options)
     except ConfigError as error:
         raise ConfigError(f'{cfg.filename}: {error}') from None
-    hooks = [hook.get('type') for hook in cfg.get('custom_hooks') or []]
-    if target is not None and 'GenerationDiagnosticsHook' not in hooks:
-        raise ConfigError(f'{cfg.filename}: {FAITHFULNESS_NEEDS_HOOK}')

@@ -30,12 +30,13 @@ from typing import Dict, Iterator, List, Optional, Union
 
 import torch
 import torch.nn as nn
-from mmengine.model import is_model_wrapper
 from mmengine.optim import (AmpOptimWrapper, DefaultOptimWrapperConstructor,
                             OptimWrapper, OptimWrapperDict)
 from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS
 
+from ..models.heads import is_cocodiff_head
 from ..utils.config_keys import ConfigError, refuse_unknown_keys
+from .model_utils import unwrap_model
 
 #: Keys of the ``diffusion`` entry (``clip_grad`` defaults to the GCN's);
 #: the rest (``type``, accumulation, AMP settings) is shared with the GCN's
@@ -177,10 +178,9 @@ class DiffusionOptimWrapperConstructor:
                  ) -> Union[JointOptimWrapperDict, OptimWrapper]:
         if self.diffusion is None:
             return self.gcn(model)
-        if is_model_wrapper(model):
-            model = model.module
+        model = unwrap_model(model)
         head = getattr(model, 'cls_head', None)
-        if not hasattr(head, 'diffusion_modules'):
+        if not is_cocodiff_head(head):
             raise ConfigError(
                 'optim_wrapper.constructor=DiffusionOptimWrapperConstructor '
                 'needs a model whose cls_head is a DiffusionAugmentedHead; '

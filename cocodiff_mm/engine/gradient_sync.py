@@ -28,11 +28,6 @@ class CrossRankGradientMean:
         ]
         self._handles: list = []
 
-    @property
-    def attached(self) -> bool:
-        """bool: Whether the hooks are in place."""
-        return bool(self._handles)
-
     def attach(self) -> 'CrossRankGradientMean':
         """Attach the hooks (a no-op with one process)."""
         if get_world_size() > 1 and not self._handles:

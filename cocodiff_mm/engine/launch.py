@@ -4,18 +4,12 @@ import os
 import sys
 from typing import Callable, Tuple
 
-import torch
 from mmengine.config import Config, DictAction
 
-from .. import compat
-from .atomic_checkpoints import use_atomic_local_files
-from .checkpoint_safety import (configure_checkpoint_loading,
-                                trust_checkpoints_requested)
-from .cpu_allocator import keep_freed_memory
-from .device import configure_device
+from .. import runtime
 from ..utils.config_keys import ConfigError
 from .config_check import (check_class_texts, check_config_keys,
-                           check_faithfulness_target)
+                           check_stage_plan)
 from .preflight import PreflightError, check_data
 
 
@@ -55,13 +49,9 @@ def parse_runner_arguments(
 
 def prepare_to_run(cfg: Config, args: argparse.Namespace,
                    loaders: Tuple[str, ...]) -> int:
-    """Pick the device set-up, check the config's keys and the data before
-    the Runner starts (and creates a work dir).
-
-    Also makes ``torch.cuda.set_device`` safe without CUDA, makes mmengine
-    write local files (checkpoints) atomically, keeps freed
-    memory mapped on CPU runs (:mod:`.cpu_allocator`) and sets up safe
-    checkpoint loading (:mod:`.checkpoint_safety`), for this process only.
+    """Set up the process and the config's device parts
+    (:func:`cocodiff_mm.runtime.setup`), then check the config's keys and
+    the data before the Runner starts (and creates a work dir).
 
     Args:
         cfg (Config): The merged config (changed in place).
@@ -71,14 +61,7 @@ def prepare_to_run(cfg: Config, args: argparse.Namespace,
     Returns:
         int: 0 to go on, or the exit status 2 after printing the error.
     """
-    compat.make_set_device_cpu_safe()
-    use_atomic_local_files()
-    if not torch.cuda.is_available():
-        keep_freed_memory()
-    loading = configure_checkpoint_loading()
-    if trust_checkpoints_requested() and os.environ.get('RANK', '0') == '0':
-        print(f'warning: {loading}', file=sys.stderr)
-    configure_device(cfg)
+    runtime.setup(cfg)
     check_data_too = not args.skip_data_check and \
         os.environ.get('RANK', '0') == '0'
     return run_checked(
@@ -91,7 +74,7 @@ def _check_config_and_data(cfg: Config, loaders: Tuple[str, ...],
     check_config_keys(cfg)
     if 'train_dataloader' in loaders:  # the text bank is built to train
         check_class_texts(cfg)
-        check_faithfulness_target(cfg)
+        check_stage_plan(cfg)
     if data_too:
         check_data(cfg, loaders)
 
@@ -131,11 +114,13 @@ def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
 
 def check_pretrained_gcn(cfg: Config) -> None:
     """Read a ``TwoStageLoop``'s ``train_cfg.pretrained`` against the
-    config's model, as the loop will.
+    config's model, and keep it for the loop.
 
-    The loop reads it when the Runner builds it, after the work dir got its
-    log and config; read here first, a missing, corrupt or mismatching
-    checkpoint stops the run before that.
+    mmengine's ``Runner.__init__`` makes the work dir, its log and config
+    dump; the loop is built later, in ``Runner.train()``. Read here, a
+    missing, corrupt or mismatching checkpoint stops the run before the
+    work dir exists, and the loop takes the tensors read here instead of
+    reading the file again (``read_gcn_checkpoint(keep=True)``).
 
     Raises:
         PretrainedCheckpointError: If the checkpoint is missing, corrupt or
@@ -154,7 +139,8 @@ def check_pretrained_gcn(cfg: Config) -> None:
     if loop is not TwoStageLoop or train_cfg.get('pretrained') is None or \
             train_cfg.get('stage1_source', 'pretrained') != 'pretrained':
         return
-    read_gcn_checkpoint(train_cfg['pretrained'], MODELS.build(cfg.model))
+    read_gcn_checkpoint(train_cfg['pretrained'], MODELS.build(cfg.model),
+                        keep=True)
 
 
 def choose_checkpoint_to_load(cfg: Config, auto_resume: bool) -> None:

@@ -1,6 +1,6 @@
 """Load and check the pretrained GCN that stage 1 of CoCoDiff freezes."""
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -11,6 +11,14 @@ from .checkpoint_match import CorruptCheckpointError, read_checkpoint
 
 #: Parameters of a recognizer that make up "the GCN": backbone and classifier.
 GCN_PREFIXES = ('backbone.', 'cls_head.fc.')
+
+
+#: Checkpoints read with ``keep=True``, by file (path, mtime, size), until
+#: the next read of the same file takes them: ``tools/train.py`` reads
+#: ``train_cfg.pretrained`` before the Runner exists, and the loop that
+#: ``Runner.train()`` builds later gets those tensors instead of a second
+#: read of the file.
+_KEPT: Dict[Tuple[str, int, int], Dict[str, torch.Tensor]] = {}
 
 
 class PretrainedCheckpointError(ConfigError):
@@ -26,7 +34,8 @@ def gcn_state_dict(module: nn.Module) -> Dict[str, torch.Tensor]:
     }
 
 
-def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
+def read_gcn_checkpoint(path: str, model: nn.Module,
+                        keep: bool = False) -> Dict[str, torch.Tensor]:
     """Read a GCN checkpoint and check that it fits ``model`` exactly.
 
     Accepts a checkpoint written by ``tools/train.py`` for the baseline
@@ -37,6 +46,9 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
     Args:
         path (str): Checkpoint file.
         model (nn.Module): The (unwrapped) recognizer to load into.
+        keep (bool): Keep the tensors for the next call on the same,
+            unchanged file, which takes them instead of reading it again.
+            Defaults to ``False``.
 
     Returns:
         dict: The checkpoint's backbone and classifier tensors.
@@ -52,13 +64,11 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
             'not exist. Train one with tools/train.py and a baseline config '
             '(e.g. configs/ctrgcn_ntu60_xsub.py), or set '
             'train_cfg.pretrained=None to train it as stage 0.')
-    try:
-        checkpoint = read_checkpoint(path)
-    except CorruptCheckpointError as error:
-        raise PretrainedCheckpointError(
-            f'{error} (train_cfg.pretrained)') from None
-    state = revise_state_dict_keys(checkpoint.get('state_dict', checkpoint))
-    state = {k: v for k, v in state.items() if k.startswith(GCN_PREFIXES)}
+    stat = os.stat(path)
+    file_key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
+    state = _KEPT.pop(file_key, None)
+    if state is None:
+        state = _read_gcn_tensors(path)
     expected = gcn_state_dict(model)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -79,7 +89,20 @@ def read_gcn_checkpoint(path: str, model: nn.Module) -> Dict[str, torch.Tensor]:
             f'pretrained GCN checkpoint {path} (train_cfg.pretrained) does '
             'not match the model\'s backbone/classifier:\n  ' +
             '\n  '.join(problems))
+    if keep:
+        _KEPT[file_key] = state
     return state
+
+
+def _read_gcn_tensors(path: str) -> Dict[str, torch.Tensor]:
+    """The backbone and classifier tensors of a checkpoint file."""
+    try:
+        checkpoint = read_checkpoint(path)
+    except CorruptCheckpointError as error:
+        raise PretrainedCheckpointError(
+            f'{error} (train_cfg.pretrained)') from None
+    state = revise_state_dict_keys(checkpoint.get('state_dict', checkpoint))
+    return {k: v for k, v in state.items() if k.startswith(GCN_PREFIXES)}
 
 
 def load_gcn_weights(model: nn.Module, state: Dict[str, torch.Tensor]) -> None:

@@ -9,6 +9,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..utils.checks import check_choice, check_int
 from ..utils.config_keys import ConfigError, refuse_unknown_keys
 
 #: Where stage 1 gets its GCN (the paper's Table V).
@@ -80,17 +81,7 @@ STAGE_NAMES = {
 }
 
 
-def _stage_epochs(cfg: Optional[Dict], name: str) -> int:
-    """Epoch count of a stage config, validated."""
-    epochs = (cfg or {}).get('epochs')
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
-        raise ValueError(f'train_cfg.{name}.epochs must be an int >= 0, '
-                         f'got {epochs!r}')
-    return epochs
-
-
-#: Why a faithfulness target without its measuring hook is refused (both
-#: before the work dir exists, by ``tools/``, and by the loop itself).
+#: Why a faithfulness target without its measuring hook is refused.
 FAITHFULNESS_NEEDS_HOOK = (
     'train_cfg.stage1.faithfulness_target needs '
     "dict(type='GenerationDiagnosticsHook') in custom_hooks: it measures "
@@ -134,9 +125,7 @@ def plan_stages(stage0: Optional[Dict],
     Returns:
         list[Stage]: The stages that run, in order.
     """
-    if stage1_source not in STAGE1_SOURCES:
-        raise ValueError(f'train_cfg.stage1_source must be one of '
-                         f'{STAGE1_SOURCES}, got {stage1_source!r}')
+    check_choice(stage1_source, STAGE1_SOURCES, 'train_cfg.stage1_source')
     for index, cfg in enumerate((stage0, stage1, stage2)):
         refuse_unknown_keys(cfg, STAGE_KEYS[index],
                             f'train_cfg.stage{index}')
@@ -149,7 +138,8 @@ def plan_stages(stage0: Optional[Dict],
 
     stages, begin = [], 0
     for index, cfg in wanted:
-        epochs = _stage_epochs(cfg, f'stage{index}')
+        epochs = check_int((cfg or {}).get('epochs'),
+                           f'train_cfg.stage{index}.epochs')
         if epochs == 0:
             continue
         schedulers = (cfg or {}).get('param_scheduler')
@@ -163,8 +153,8 @@ def plan_stages(stage0: Optional[Dict],
                   faithfulness_target(cfg) if index == 1 else None))
         begin += epochs
     if not stages or stages[-1].index != 2:
-        raise ValueError('train_cfg.stage2.epochs must be > 0: stage 2 trains '
-                         'the model that is evaluated')
+        raise ConfigError('train_cfg.stage2.epochs must be > 0: stage 2 '
+                          'trains the model that is evaluated')
     return stages
 
 

@@ -1,21 +1,20 @@
 """CoCoDiff's multi-stage training loop (stage 0, 1 and 2 on one epoch axis)."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmaction.registry import LOOPS
 from mmengine.hooks import ParamSchedulerHook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import EpochBasedTrainLoop
 from torch.utils.data import DataLoader
 
+from ..models.heads import is_cocodiff_head
 from ..utils.config_keys import ConfigError
-from .atomic_checkpoints import use_atomic_local_files
-from .checkpoint_safety import allow_mmengine_checkpoint_types
 from .epoch_seed import FEATURE_STREAM, epoch_seed, seed_epoch, seeded_rng
 from .feature_cache import PooledFeatureCache
 from .gradient_sync import CrossRankGradientMean
 from .hooks.generation_diagnostics_hook import (FAITHFULNESS_INFO,
                                                 GenerationDiagnosticsHook)
+from .model_utils import unwrap_model
 from .pretrained_gcn import load_gcn_weights, read_gcn_checkpoint
 from .reinit import reinitialize
 from .stage_plan import (FAITHFULNESS_NEEDS_HOOK, Stage, plan_stages,
@@ -102,19 +101,10 @@ class TwoStageLoop(EpochBasedTrainLoop):
                  val_interval: int = 1,
                  dynamic_intervals: Optional[List[Tuple[int, int]]] = None
                  ) -> None:
-        # --resume and load_from run after the loop is built: let them load
-        # mmengine checkpoints with weights_only=True also outside tools/;
-        # and write checkpoints atomically (as tools/ do).
-        allow_mmengine_checkpoint_types()
-        use_atomic_local_files()
-        default_scheduler = runner.param_schedulers or []
-        self.stages: List[Stage] = plan_stages(
-            stage0 or dict(epochs=0),
-            stage1 or dict(epochs=0),
-            stage2,
-            stage1_source,
-            has_pretrained=pretrained is not None,
-            default_scheduler=default_scheduler)
+        self.stages: List[Stage] = self.plan(
+            stage2, stage1, stage0, pretrained, stage1_source,
+            hooks=[type(hook) for hook in runner.hooks],
+            default_scheduler=runner.param_schedulers or [])
         super().__init__(
             runner,
             dataloader,
@@ -141,25 +131,66 @@ class TwoStageLoop(EpochBasedTrainLoop):
     # ------------------------------------------------------------------
     # Set-up checks (before any training)
     # ------------------------------------------------------------------
+    @staticmethod
+    def plan(stage2: Dict,
+             stage1: Optional[Dict] = None,
+             stage0: Optional[Dict] = None,
+             pretrained: Optional[str] = None,
+             stage1_source: str = 'pretrained',
+             hooks: Iterable[type] = (),
+             default_scheduler: Sequence[Dict] = ()) -> List[Stage]:
+        """The stages a loop with these arguments runs, validated.
+
+        The loop plans with it when built; ``tools/`` call it first
+        (:func:`~cocodiff_mm.engine.config_check.check_stage_plan`), so a
+        plan that cannot run stops before the Runner makes a work dir.
+
+        Args:
+            stage2, stage1, stage0, pretrained, stage1_source: As the loop's.
+            hooks (Iterable[type]): Classes of the runner's hooks. Defaults
+                to ``()``.
+            default_scheduler (Sequence[dict]): See :func:`plan_stages`.
+                Defaults to ``()``.
+
+        Returns:
+            list[Stage]: The stages that run, in order.
+
+        Raises:
+            ConfigError: For a stage option that cannot work, or a
+                ``faithfulness_target`` without the hook that measures it.
+        """
+        stages = plan_stages(
+            stage0 or dict(epochs=0),
+            stage1 or dict(epochs=0),
+            stage2,
+            stage1_source,
+            has_pretrained=pretrained is not None,
+            default_scheduler=default_scheduler)
+        measured = any(issubclass(hook, GenerationDiagnosticsHook)
+                       for hook in hooks)
+        if any(stage.faithfulness_target for stage in stages) and not measured:
+            raise ConfigError(FAITHFULNESS_NEEDS_HOOK)
+        return stages
+
     @property
     def model(self) -> torch.nn.Module:
         """The unwrapped recognizer."""
-        model = self.runner.model
-        return model.module if is_model_wrapper(model) else model
+        return unwrap_model(self.runner.model)
 
     def _check_model(self) -> None:
         """Refuse a model or checkpoint that cannot run the planned stages."""
         head = getattr(self.model, 'cls_head', None)
-        if not hasattr(head, 'set_objective'):
+        if not is_cocodiff_head(head):
             raise TypeError(
                 'TwoStageLoop needs model.cls_head of type '
                 'DiffusionAugmentedHead, got '
                 f'{type(head).__name__}')
-        has_target = any(s.faithfulness_target for s in self.stages)
-        if has_target and self._diagnostics_hook() is None:
-            raise ConfigError(FAITHFULNESS_NEEDS_HOOK)
         if self.pretrained is not None and self.stage1_source == 'pretrained':
-            # Read now: a bad path or mismatch fails before any training.
+            # tools/train.py has read and checked it already, before the
+            # Runner made a work dir (mmengine's Runner.__init__ makes the
+            # work dir, log and config dump; Runner.train() builds this
+            # loop): the read is handed over, not repeated. Built from
+            # Python, the loop reads it here, before any training.
             self._pretrained_state = read_gcn_checkpoint(
                 self.pretrained, self.model)
 
@@ -176,8 +207,6 @@ class TwoStageLoop(EpochBasedTrainLoop):
         head = self.model.cls_head
         if head.text_mode != 'none':
             head.text_bank.build()
-            head.text_bank.check_num_classes(head.num_classes,
-                                             'model.cls_head')
             head.text_bank.to(next(head.parameters()).device)
         plan = ', '.join(f'stage {s.index} ({s.name}): epochs '
                          f'{s.begin + 1}-{s.end}' for s in self.stages)
@@ -220,10 +249,6 @@ class TwoStageLoop(EpochBasedTrainLoop):
     # ------------------------------------------------------------------
     # Ending stage 1 early (faithfulness_target)
     # ------------------------------------------------------------------
-    def _diagnostics_hook(self) -> Optional[GenerationDiagnosticsHook]:
-        return next((hook for hook in self.runner.hooks
-                     if isinstance(hook, GenerationDiagnosticsHook)), None)
-
     def _reached_faithfulness(self, stage: Stage) -> bool:
         """Whether ``stage`` has met its faithfulness target already."""
         if not stage.faithfulness_target or self._epoch == stage.begin:

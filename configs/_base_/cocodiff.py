@@ -39,10 +39,10 @@ cocodiff_head = dict(
     text_mode='both',
     # Real features are noised to step 10 of 30 (alpha_bar 0.24) and
     # denoised from there; losses on the generated features backpropagate
-    # through the last 3 denoiser calls (None: all of them). From the last
-    # step T (start_step=None, the paper read literally) the frozen
-    # classifier recognised 10 % of generated UTD-MHAD features after stage
-    # 1, from step 10 85 % (docs/results.md, chosen on validation).
+    # through the last 3 denoiser calls (None: all of them). From step 10
+    # the frozen classifier recognises far more generated features after
+    # stage 1 than from the last step T (start_step=None, the paper read
+    # literally): chosen on validation, docs/results.md.
     generation=dict(sampler='ddpm', start_step=10, grad_steps=3),
     loss_rec_weight=1.0,
     loss_gen_weight=1.0,
@@ -52,7 +52,7 @@ cocodiff_head = dict(
 # The diffusion parts (denoiser, g, temperature) get their own AdamW; the
 # GCN keeps the baseline's optimizer. Both follow the config's
 # param_scheduler. With the GCN's SGD (any lr) the frozen classifier
-# recognised half as many generated features after stage 1.
+# recognises fewer generated features after stage 1 (docs/results.md).
 cocodiff_optim_wrapper = dict(
     constructor='DiffusionOptimWrapperConstructor',
     diffusion=dict(
@@ -75,9 +75,9 @@ cocodiff_train_cfg = dict(
 # The loop's per-iteration and per-epoch jobs, as hooks:
 # - the weight of CE on generated features: 1 from stage 2's first
 #   iteration. It can rise from 0 to 1 over stage 2's first epochs
-#   (--cfg-options custom_hooks.0.warmup_epochs=5, the default until
-#   2026-12-07), or start only once the fresh classifier recognises half the
-#   generated features of an epoch (custom_hooks.0.start_acc=0.5). On
+#   (--cfg-options custom_hooks.0.warmup_epochs=5), or start only once the
+#   fresh classifier recognises half the generated features of an epoch
+#   (custom_hooks.0.start_acc=0.5). On
 #   UTD-MHAD validation both scored lower, and without the generated CE the
 #   fresh classifier recognises far fewer generated features in its first
 #   epochs (docs/results.md, "Stage-2 levers");
@@ -100,9 +100,9 @@ model_wrapper_cfg = dict(
 # The paper read literally (a variant: `model = dict(cls_head={{_base_.
 # cocodiff_paper_literal_head}})`): the 1-D convolutional UNet over the
 # feature, and losses on generated features backpropagated through every
-# step of the chain. It generates the same features as the default (same
-# chain, same noise) but costs about 1.6x a baseline step on 2 CPU cores
-# (tools/benchmark_training.py, row "paper-literal").
+# step of the chain (the truncation changes the gradients only, not the
+# generated features). It costs more per step (docs/results.md;
+# tools/benchmark_training.py, row "paper-literal").
 cocodiff_paper_literal_head = dict(
     denoiser=dict(_delete_=True, type='ConditionalUNet1D', base_channels=32),
     generation=dict(grad_steps=None))

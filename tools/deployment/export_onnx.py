@@ -20,6 +20,7 @@ import sys
 import cocodiff_mm  # noqa: F401  (runtime fixes, CTRGCN registration)
 from mmengine.config import DictAction
 
+from cocodiff_mm import runtime
 from cocodiff_mm.deployment import export_checkpoint_to_onnx
 from cocodiff_mm.utils.config_keys import ConfigError
 
@@ -53,6 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    runtime.setup()  # safe checkpoint loading (and the trust opt-in)
     try:
         report = export_checkpoint_to_onnx(
             args.config, args.checkpoint, args.output_file,

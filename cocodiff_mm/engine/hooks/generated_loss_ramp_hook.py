@@ -4,8 +4,9 @@ from typing import Dict, Optional
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ..model_utils import unwrap_model
 from .rank_mean import mean_over_ranks
-from .stage_info import current_stage, unwrapped_model
+from .stage_info import current_stage
 
 #: Runtime-info key of the message hub (saved in every checkpoint): the
 #: global epoch at which the ramp began, once ``start_acc`` was reached.
@@ -70,7 +71,7 @@ class GeneratedLossRampHook(Hook):
 
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        head = unwrapped_model(runner).cls_head
+        head = unwrap_model(runner.model).cls_head
         if getattr(head, 'objective', None) != 'joint':
             return
         start = self._ramp_start(runner)
@@ -96,7 +97,7 @@ class GeneratedLossRampHook(Hook):
             self._acc_count += 1
 
     def after_train_epoch(self, runner) -> None:
-        head = unwrapped_model(runner).cls_head
+        head = unwrap_model(runner.model).cls_head
         if (self.start_acc is None
                 or getattr(head, 'objective', None) != 'joint'
                 or self._ramp_start(runner) is not None

@@ -10,8 +10,8 @@ from mmengine.hooks import Hook
 from ...analysis.feature_diagnostics import (accuracy, class_mean_distances,
                                              class_means, diversity)
 from ..feature_cache import PooledFeatureCache
+from ..model_utils import unwrap_model
 from .rank_mean import mean_over_ranks
-from .stage_info import unwrapped_model
 
 #: Runtime-info key of the message hub (saved in every checkpoint): the
 #: class faithfulness of the latest stage-1 measurement, over all ranks.
@@ -104,7 +104,7 @@ class GenerationDiagnosticsHook(Hook):
                                             count + 1)
 
     def after_train_epoch(self, runner) -> None:
-        model = unwrapped_model(runner)
+        model = unwrap_model(runner.model)
         head = model.cls_head
         if getattr(head, 'objective', 'classify') == 'classify':
             self._training_sums = {}

@@ -26,7 +26,7 @@ Randomness comes from ``torch`` with an optional ``torch.Generator`` (which
 must live on the tensors' device); nothing draws from Python's ``random``.
 """
 import math
-from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import torch
 import torch.nn as nn
@@ -46,22 +46,12 @@ class ModelPrediction(NamedTuple):
     """Output of :meth:`GaussianDiffusion.model_predictions`.
 
     Attributes:
-        pred_noise (torch.Tensor): Predicted noise ``eps``.
-        pred_x_start (torch.Tensor): Matching prediction of ``x0``.
+        pred_noise (torch.Tensor): The denoiser's noise prediction ``eps``.
+        pred_x_start (torch.Tensor): The ``x0`` it implies (clamped when
+            ``clip_denoised`` is set).
     """
     pred_noise: torch.Tensor
     pred_x_start: torch.Tensor
-
-
-def _check_grad_steps(grad_steps: Optional[int]) -> None:
-    """Refuse a ``grad_steps`` that is neither ``None`` nor an int >= 1."""
-    if grad_steps is None:
-        return
-    if isinstance(grad_steps, bool) or not isinstance(grad_steps, int) \
-            or grad_steps < 1:
-        raise ValueError('GaussianDiffusion: grad_steps must be None (every '
-                         'step keeps its graph) or an int >= 1, got '
-                         f'{grad_steps!r}.')
 
 
 def _tracked(position: int, num_calls: int,
@@ -69,17 +59,6 @@ def _tracked(position: int, num_calls: int,
     """Grad mode of denoiser call ``position`` of a ``num_calls`` chain."""
     keep = grad_steps is None or position >= num_calls - grad_steps
     return torch.set_grad_enabled(keep and torch.is_grad_enabled())
-
-
-def _predict_noise(denoiser: Denoiser, x_t: torch.Tensor, t: torch.Tensor,
-                   cond: Optional[torch.Tensor]) -> torch.Tensor:
-    """``denoiser(x_t, t, cond)``, refused unless shaped like ``x_t``."""
-    pred_noise = denoiser(x_t, t, cond)
-    if pred_noise.shape != x_t.shape:
-        raise ValueError(
-            'GaussianDiffusion: the denoiser must return a tensor shaped '
-            f'like x_t {tuple(x_t.shape)}, got {tuple(pred_noise.shape)}.')
-    return pred_noise
 
 
 def _randn_like(x: torch.Tensor,
@@ -95,7 +74,9 @@ class GaussianDiffusion(nn.Module):
 
     Schedule tensors are computed in float64 and kept as float32,
     non-persistent buffers: they follow ``.to(device / dtype)`` but are not
-    written to checkpoints (they are rebuilt from the config).
+    written to checkpoints (they are rebuilt from the config). A reverse
+    step takes one ``step`` (an int) for its whole batch, as the chains of
+    :meth:`generate` do.
 
     Args:
         num_steps (int): Number of diffusion steps ``T``. Defaults to ``30``
@@ -140,7 +121,7 @@ class GaussianDiffusion(nn.Module):
         self._register_schedule(betas)
 
     # ------------------------------------------------------------------
-    # schedule buffers and indexing
+    # schedule
     # ------------------------------------------------------------------
     def _register_schedule(self, betas: torch.Tensor) -> None:
         """Derive every schedule tensor from float64 ``betas``."""
@@ -175,9 +156,12 @@ class GaussianDiffusion(nn.Module):
         for name, value in tensors.items():
             self.register_buffer(
                 name, value.to(torch.float32), persistent=False)
-        # The same coefficients as Python floats (from float64), for chains
-        # whose batch shares one step: no gather, no device transfer.
+        # The same values as Python floats for the reverse steps, whose
+        # batch shares one step: no gather or device sync per step, and the
+        # posterior std is exp() of the float64 log-variance.
         self._coefs = {name: value.tolist() for name, value in tensors.items()}
+        self._coefs['posterior_std'] = [
+            math.exp(0.5 * value) for value in log_var.tolist()]
 
     @staticmethod
     def _extract(buffer: torch.Tensor, t: torch.Tensor,
@@ -186,27 +170,6 @@ class GaussianDiffusion(nn.Module):
         out = buffer.gather(0, t.to(buffer.device).long())
         return out.to(like.dtype).reshape(
             (like.shape[0], ) + (1, ) * (like.dim() - 1))
-
-    def _check_t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Validate a ``(N,)`` timestep tensor for a batch ``x``."""
-        if not torch.is_tensor(t) or t.dim() != 1 or t.shape[0] != x.shape[0]:
-            shape = tuple(t.shape) if torch.is_tensor(t) else type(t).__name__
-            raise ValueError(
-                f'GaussianDiffusion: t must be a ({x.shape[0]},) long tensor, '
-                f'got {shape}.')
-        return t.long()
-
-    def _check_step(self, step: Optional[int], name: str) -> int:
-        """Resolve an optional 0-based step index (``None`` = last step)."""
-        if step is None:
-            return self.num_steps - 1
-        if isinstance(step, bool) or not isinstance(step, int) \
-                or not 0 <= step < self.num_steps:
-            raise ValueError(
-                f'GaussianDiffusion: {name} must be an int in '
-                f'[0, {self.num_steps - 1}] (0-based steps of num_steps='
-                f'{self.num_steps}), got {step!r}.')
-        return step
 
     def _full_t(self, step: int, x: torch.Tensor) -> torch.Tensor:
         """``(N,)`` long tensor filled with ``step``."""
@@ -241,31 +204,12 @@ class GaussianDiffusion(nn.Module):
     # ------------------------------------------------------------------
     # forward process and identities
     # ------------------------------------------------------------------
-    def q_mean_variance(
-        self, x0: torch.Tensor, t: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mean, variance and log-variance of ``q(x_t | x0)``.
-
-        Args:
-            x0 (torch.Tensor): ``(N, C)`` clean features.
-            t (torch.Tensor): ``(N,)`` long timesteps.
-
-        Returns:
-            tuple[torch.Tensor]: ``sqrt(a_t) x0``, ``1 - a_t`` and
-            ``log(1 - a_t)``, each shaped like ``x0``.
-        """
-        t = self._check_t(t, x0)
-        mean = self._extract(self.sqrt_alphas_cumprod, t, x0) * x0
-        variance = (1.0 - self._extract(self.alphas_cumprod, t, x0))
-        variance = variance.expand_as(x0)
-        return mean, variance, variance.log()
-
     def q_sample(self,
                  x0: torch.Tensor,
                  t: torch.Tensor,
                  noise: Optional[torch.Tensor] = None,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Draw ``x_t ~ q(x_t | x0)`` (Eq. 1).
+        """Draw ``x_t ~ q(x_t | x0)`` (Eq. 1), one step per sample.
 
         Args:
             x0 (torch.Tensor): ``(N, C)`` clean features.
@@ -278,154 +222,122 @@ class GaussianDiffusion(nn.Module):
         Returns:
             torch.Tensor: ``sqrt(a_t) x0 + sqrt(1 - a_t) noise``.
         """
-        t = self._check_t(t, x0)
         if noise is None:
             noise = _randn_like(x0, generator)
         return (self._extract(self.sqrt_alphas_cumprod, t, x0) * x0 +
                 self._extract(self.sqrt_one_minus_alphas_cumprod, t, x0) *
                 noise)
 
-    def q_posterior_mean_variance(
-        self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor
-    ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Mean, variance and clipped log-variance of ``q(x_{t-1}|x_t, x0)``.
-
-        Args:
-            x0 (torch.Tensor): ``(N, C)`` clean (or predicted) features.
-            x_t (torch.Tensor): ``(N, C)`` noisy features at step ``t``.
-            t (torch.Tensor): ``(N,)`` long timesteps.
-
-        Returns:
-            tuple[torch.Tensor]: posterior mean (shaped like ``x_t``),
-            variance and clipped log-variance (both broadcastable, ``(N, 1)``).
-        """
-        t = self._check_t(t, x_t)
-        mean = (self._extract(self.posterior_mean_coef1, t, x_t) * x0 +
-                self._extract(self.posterior_mean_coef2, t, x_t) * x_t)
-        variance = self._extract(self.posterior_variance, t, x_t)
-        log_variance = self._extract(self.posterior_log_variance_clipped, t,
-                                     x_t)
-        return mean, variance, log_variance
-
-    def predict_start_from_noise(self, x_t: torch.Tensor, t: torch.Tensor,
+    def predict_start_from_noise(self, x_t: torch.Tensor, step: int,
                                  noise: torch.Tensor) -> torch.Tensor:
         """``x0 = sqrt(1 / a_t) x_t - sqrt(1 / a_t - 1) eps``.
 
         Args:
-            x_t (torch.Tensor): ``(N, C)`` noisy features.
-            t (torch.Tensor): ``(N,)`` long timesteps.
+            x_t (torch.Tensor): ``(N, C)`` noisy features at ``step``.
+            step (int): 0-based step of the whole batch.
             noise (torch.Tensor): ``(N, C)`` noise ``eps``.
 
         Returns:
             torch.Tensor: ``(N, C)`` clean features implied by ``eps``.
         """
-        t = self._check_t(t, x_t)
-        return (self._extract(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t -
-                self._extract(self.sqrt_recipm1_alphas_cumprod, t, x_t) *
-                noise)
+        coefs = self._coefs
+        return (coefs['sqrt_recip_alphas_cumprod'][step] * x_t -
+                coefs['sqrt_recipm1_alphas_cumprod'][step] * noise)
 
-    def predict_noise_from_start(self, x_t: torch.Tensor, t: torch.Tensor,
+    def predict_noise_from_start(self, x_t: torch.Tensor, step: int,
                                  x0: torch.Tensor) -> torch.Tensor:
         """``eps = (sqrt(1 / a_t) x_t - x0) / sqrt(1 / a_t - 1)``.
 
         Args:
-            x_t (torch.Tensor): ``(N, C)`` noisy features.
-            t (torch.Tensor): ``(N,)`` long timesteps.
+            x_t (torch.Tensor): ``(N, C)`` noisy features at ``step``.
+            step (int): 0-based step of the whole batch.
             x0 (torch.Tensor): ``(N, C)`` clean features.
 
         Returns:
             torch.Tensor: ``(N, C)`` noise implied by ``x0``.
         """
-        t = self._check_t(t, x_t)
-        return ((self._extract(self.sqrt_recip_alphas_cumprod, t, x_t) * x_t -
-                 x0) /
-                self._extract(self.sqrt_recipm1_alphas_cumprod, t, x_t))
+        coefs = self._coefs
+        return ((coefs['sqrt_recip_alphas_cumprod'][step] * x_t - x0) /
+                coefs['sqrt_recipm1_alphas_cumprod'][step])
+
+    def q_posterior_mean(self, x0: torch.Tensor, x_t: torch.Tensor,
+                         step: int) -> torch.Tensor:
+        """Mean ``c1 x0 + c2 x_t`` of ``q(x_{t-1} | x_t, x0)``.
+
+        Its standard deviation is ``posterior_std(step)``.
+
+        Args:
+            x0 (torch.Tensor): ``(N, C)`` clean (or predicted) features.
+            x_t (torch.Tensor): ``(N, C)`` noisy features at ``step``.
+            step (int): 0-based step of the whole batch.
+
+        Returns:
+            torch.Tensor: ``(N, C)`` posterior mean.
+        """
+        coefs = self._coefs
+        return torch.add(
+            coefs['posterior_mean_coef2'][step] * x_t,
+            x0,
+            alpha=coefs['posterior_mean_coef1'][step])
+
+    def posterior_std(self, step: int) -> float:
+        """Standard deviation of ``q(x_{t-1} | x_t, x0)`` at ``step >= 1``
+        (at ``step = 0`` the reverse step adds no noise)."""
+        return self._coefs['posterior_std'][step]
 
     # ------------------------------------------------------------------
     # reverse process
     # ------------------------------------------------------------------
     def model_predictions(self, denoiser: Denoiser, x_t: torch.Tensor,
-                          t: torch.Tensor,
+                          step: int,
                           cond: Optional[torch.Tensor]) -> ModelPrediction:
-        """Run the denoiser once; the prediction shared by DDPM and DDIM.
+        """Run the denoiser once; the prediction DDPM and DDIM share.
 
         Args:
             denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
-            x_t (torch.Tensor): ``(N, C)`` noisy features.
-            t (torch.Tensor): ``(N,)`` long timesteps.
+            x_t (torch.Tensor): ``(N, C)`` noisy features at ``step``.
+            step (int): 0-based step of the whole batch.
             cond (torch.Tensor, optional): ``(N, D)`` condition or ``None``.
 
         Returns:
             ModelPrediction: ``(pred_noise, pred_x_start)``; with
-            ``clip_denoised`` set, ``x0`` is clamped and ``eps`` recomputed
-            from it.
+            ``clip_denoised`` set, ``x0`` is clamped.
         """
-        t = self._check_t(t, x_t)
-        pred_noise = _predict_noise(denoiser, x_t, t, cond)
-        pred_x_start = self.predict_start_from_noise(x_t, t, pred_noise)
+        pred_noise = denoiser(x_t, self._full_t(step, x_t), cond)
+        pred_x_start = self.predict_start_from_noise(x_t, step, pred_noise)
         if self.clip_denoised is not None:
             pred_x_start = pred_x_start.clamp(-self.clip_denoised,
                                               self.clip_denoised)
-            pred_noise = self.predict_noise_from_start(x_t, t, pred_x_start)
         return ModelPrediction(pred_noise, pred_x_start)
-
-    def p_mean_variance(
-            self, denoiser: Denoiser, x_t: torch.Tensor, t: torch.Tensor,
-            cond: Optional[torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Parameters of the learned ``p(x_{t-1} | x_t)``.
-
-        Args:
-            denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
-            x_t (torch.Tensor): ``(N, C)`` noisy features.
-            t (torch.Tensor): ``(N,)`` long timesteps.
-            cond (torch.Tensor, optional): ``(N, D)`` condition or ``None``.
-
-        Returns:
-            dict[str, torch.Tensor]: ``mean`` (``(N, C)``), ``variance`` and
-            ``log_variance`` (``(N, 1)``, the fixed posterior variance),
-            ``pred_x_start`` and ``pred_noise`` (``(N, C)``).
-        """
-        pred = self.model_predictions(denoiser, x_t, t, cond)
-        mean, variance, log_variance = self.q_posterior_mean_variance(
-            pred.pred_x_start, x_t, t)
-        return dict(
-            mean=mean,
-            variance=variance,
-            log_variance=log_variance,
-            pred_x_start=pred.pred_x_start,
-            pred_noise=pred.pred_noise)
 
     def p_sample(self,
                  denoiser: Denoiser,
                  x_t: torch.Tensor,
-                 t: torch.Tensor,
+                 step: int,
                  cond: Optional[torch.Tensor],
-                 noise: Optional[torch.Tensor] = None,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """One DDPM step: draw ``x_{t-1} ~ p(x_{t-1} | x_t)``.
 
         Args:
             denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
-            x_t (torch.Tensor): ``(N, C)`` noisy features.
-            t (torch.Tensor): ``(N,)`` long timesteps.
+            x_t (torch.Tensor): ``(N, C)`` noisy features at ``step``.
+            step (int): 0-based step of the whole batch, in
+                ``[0, num_steps)``.
             cond (torch.Tensor, optional): ``(N, D)`` condition or ``None``.
-            noise (torch.Tensor, optional): Standard normal noise shaped like
-                ``x_t``. Defaults to ``None`` (drawn here).
-            generator (torch.Generator, optional): Random source used when
-                ``noise`` is ``None``. Defaults to ``None``.
+            generator (torch.Generator, optional): Random source. Defaults to
+                ``None``.
 
         Returns:
-            torch.Tensor: ``(N, C)`` sample at step ``t - 1``; where ``t = 0``
-            no noise is added and the result is the predicted ``x0``.
+            torch.Tensor: ``(N, C)`` sample at ``step - 1``; at ``step = 0``
+            no noise is drawn and the result is the posterior mean, i.e. the
+            predicted ``x0``.
         """
-        t = self._check_t(t, x_t)
-        out = self.p_mean_variance(denoiser, x_t, t, cond)
-        if noise is None:
-            noise = _randn_like(x_t, generator)
-        nonzero = (t != 0).to(device=x_t.device, dtype=x_t.dtype).reshape(
-            (x_t.shape[0], ) + (1, ) * (x_t.dim() - 1))
-        std = (0.5 * out['log_variance']).exp()
-        return out['mean'] + nonzero * std * noise
+        pred = self.model_predictions(denoiser, x_t, step, cond)
+        mean = self.q_posterior_mean(pred.pred_x_start, x_t, step)
+        if step == 0:
+            return mean
+        return mean.add(
+            _randn_like(x_t, generator), alpha=self.posterior_std(step))
 
     def p_sample_loop(self,
                       denoiser: Denoiser,
@@ -440,54 +352,26 @@ class GaussianDiffusion(nn.Module):
             denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
             x_start (torch.Tensor): ``(N, C)`` sample at step ``start_step``.
             cond (torch.Tensor, optional): ``(N, D)`` condition or ``None``.
-            start_step (int, optional): 0-based step of ``x_start``. Defaults
-                to ``None`` (``num_steps - 1``, the full chain).
+            start_step (int, optional): 0-based step of ``x_start``, in
+                ``[0, num_steps)``. Defaults to ``None`` (``num_steps - 1``,
+                the full chain).
             generator (torch.Generator, optional): Random source. Defaults to
                 ``None``.
             grad_steps (int, optional): Keep the autograd graph of the last
-                ``grad_steps`` steps only (see :meth:`generate`). Defaults to
-                ``None`` (every step).
+                ``grad_steps`` (>= 1) steps only (see :meth:`generate`).
+                Defaults to ``None`` (every step).
 
         Returns:
             torch.Tensor: ``(N, C)`` generated ``x0``, differentiable w.r.t.
             the denoiser's parameters.
         """
-        start_step = self._check_step(start_step, 'start_step')
-        _check_grad_steps(grad_steps)
+        if start_step is None:
+            start_step = self.num_steps - 1
         x = x_start
         for position, step in enumerate(range(start_step, -1, -1)):
             with _tracked(position, start_step + 1, grad_steps):
-                x = self._shared_step_p_sample(denoiser, x, step, cond,
-                                               generator)
+                x = self.p_sample(denoiser, x, step, cond, generator)
         return x
-
-    def _shared_step_p_sample(self, denoiser: Denoiser, x_t: torch.Tensor,
-                              step: int, cond: Optional[torch.Tensor],
-                              generator: Optional[torch.Generator]
-                              ) -> torch.Tensor:
-        """:meth:`p_sample` for a batch whose samples all sit at ``step``.
-
-        The same update, with the schedule coefficients as Python scalars:
-        a training step runs the chain ``T`` times, and per-sample gathers
-        would double its kernel count. No noise is drawn at ``step = 0``.
-        """
-        coefs = self._coefs
-        pred_noise = _predict_noise(denoiser, x_t, self._full_t(step, x_t),
-                                    cond)
-        pred_x_start = (coefs['sqrt_recip_alphas_cumprod'][step] * x_t -
-                        coefs['sqrt_recipm1_alphas_cumprod'][step] *
-                        pred_noise)
-        if self.clip_denoised is not None:
-            pred_x_start = pred_x_start.clamp(-self.clip_denoised,
-                                              self.clip_denoised)
-        mean = torch.add(
-            coefs['posterior_mean_coef2'][step] * x_t,
-            pred_x_start,
-            alpha=coefs['posterior_mean_coef1'][step])
-        if step == 0:
-            return mean
-        std = math.exp(0.5 * coefs['posterior_log_variance_clipped'][step])
-        return mean.add(_randn_like(x_t, generator), alpha=std)
 
     def ddim_timesteps(self, num_sampling_steps: int,
                        start_step: Optional[int] = None) -> List[int]:
@@ -506,18 +390,54 @@ class GaussianDiffusion(nn.Module):
         Returns:
             list[int]: ``[start_step, ..., -1]``.
         """
-        start_step = self._check_step(start_step, 'start_step')
-        if isinstance(num_sampling_steps, bool) \
-                or not isinstance(num_sampling_steps, int) \
-                or not 1 <= num_sampling_steps <= start_step + 1:
-            raise ValueError(
-                'GaussianDiffusion: num_sampling_steps must be an int in '
-                f'[1, {start_step + 1}] for start_step={start_step}, got '
-                f'{num_sampling_steps!r}.')
+        if start_step is None:
+            start_step = self.num_steps - 1
         points = torch.linspace(
             -1, start_step, num_sampling_steps + 1, dtype=torch.float64)
         steps = torch.floor(points + 0.5).long().unique_consecutive()
         return steps.flip(0).tolist()
+
+    def ddim_step(self,
+                  denoiser: Denoiser,
+                  x_t: torch.Tensor,
+                  step: int,
+                  prev_step: int,
+                  cond: Optional[torch.Tensor],
+                  eta: float = 0.0,
+                  generator: Optional[torch.Generator] = None
+                  ) -> torch.Tensor:
+        """One DDIM update (Song et al., 2021) from ``step`` to ``prev_step``.
+
+        Args:
+            denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
+            x_t (torch.Tensor): ``(N, C)`` noisy features at ``step``.
+            step (int): 0-based step of the whole batch.
+            prev_step (int): Step to go to, below ``step``; ``-1`` returns
+                the predicted ``x0``.
+            cond (torch.Tensor, optional): ``(N, D)`` condition or ``None``.
+            eta (float): ``0`` is deterministic DDIM, ``1`` matches DDPM's
+                variance. Defaults to ``0.0``.
+            generator (torch.Generator, optional): Random source for
+                ``eta > 0``. Defaults to ``None``.
+
+        Returns:
+            torch.Tensor: ``(N, C)`` sample at ``prev_step``.
+        """
+        pred = self.model_predictions(denoiser, x_t, step, cond)
+        if prev_step < 0:
+            return pred.pred_x_start
+        pred_noise = pred.pred_noise
+        if self.clip_denoised is not None:
+            pred_noise = self.predict_noise_from_start(x_t, step,
+                                                       pred.pred_x_start)
+        a_t = self.alphas_cumprod[step].to(x_t.dtype)
+        a_prev = self.alphas_cumprod[prev_step].to(x_t.dtype)
+        sigma = eta * ((1 - a_t / a_prev) * (1 - a_prev) / (1 - a_t)).sqrt()
+        direction = (1 - a_prev - sigma**2).clamp(min=0).sqrt()
+        x = a_prev.sqrt() * pred.pred_x_start + direction * pred_noise
+        if eta > 0:
+            x = x + sigma * _randn_like(x, generator)
+        return x
 
     def ddim_sample_loop(self,
                          denoiser: Denoiser,
@@ -528,7 +448,7 @@ class GaussianDiffusion(nn.Module):
                          eta: float = 0.0,
                          generator: Optional[torch.Generator] = None,
                          grad_steps: Optional[int] = None) -> torch.Tensor:
-        """DDIM chain (Song et al., 2021) from ``start_step`` down to ``x0``.
+        """DDIM chain from ``start_step`` down to ``x0``.
 
         Args:
             denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
@@ -538,8 +458,7 @@ class GaussianDiffusion(nn.Module):
                 ``[1, start_step + 1]``.
             start_step (int, optional): 0-based step of ``x_start``. Defaults
                 to ``None`` (``num_steps - 1``).
-            eta (float): ``0`` is deterministic DDIM, ``1`` matches DDPM's
-                variance. Defaults to ``0.0``.
+            eta (float): DDIM stochasticity, ``>= 0``. Defaults to ``0.0``.
             generator (torch.Generator, optional): Random source for
                 ``eta > 0``. Defaults to ``None``.
             grad_steps (int, optional): Keep the autograd graph of the last
@@ -550,34 +469,13 @@ class GaussianDiffusion(nn.Module):
             torch.Tensor: ``(N, C)`` generated ``x0``, differentiable w.r.t.
             the denoiser's parameters.
         """
-        if eta < 0:
-            raise ValueError(
-                f'GaussianDiffusion: eta must be >= 0, got {eta!r}.')
-        _check_grad_steps(grad_steps)
         steps = self.ddim_timesteps(num_sampling_steps, start_step)
         x = x_start
         pairs = list(zip(steps[:-1], steps[1:]))
         for position, (step, prev_step) in enumerate(pairs):
             with _tracked(position, len(pairs), grad_steps):
-                x = self._ddim_step(denoiser, x, step, prev_step, cond, eta,
-                                    generator)
-        return x
-
-    def _ddim_step(self, denoiser: Denoiser, x: torch.Tensor, step: int,
-                   prev_step: int, cond: Optional[torch.Tensor], eta: float,
-                   generator: Optional[torch.Generator]) -> torch.Tensor:
-        """One DDIM update from ``step`` to ``prev_step`` (``-1``: ``x0``)."""
-        pred = self.model_predictions(denoiser, x, self._full_t(step, x),
-                                      cond)
-        if prev_step < 0:
-            return pred.pred_x_start
-        a_t = self.alphas_cumprod[step].to(x.dtype)
-        a_prev = self.alphas_cumprod[prev_step].to(x.dtype)
-        sigma = eta * ((1 - a_t / a_prev) * (1 - a_prev) / (1 - a_t)).sqrt()
-        direction = (1 - a_prev - sigma**2).clamp(min=0).sqrt()
-        x = a_prev.sqrt() * pred.pred_x_start + direction * pred.pred_noise
-        if eta > 0:
-            x = x + sigma * _randn_like(x, generator)
+                x = self.ddim_step(denoiser, x, step, prev_step, cond, eta,
+                                   generator)
         return x
 
     # ------------------------------------------------------------------
@@ -614,7 +512,6 @@ class GaussianDiffusion(nn.Module):
         if t is None:
             t = self.sample_timesteps(
                 x0.shape[0], device=x0.device, generator=generator)
-        t = self._check_t(t, x0)
         if noise is None:
             noise = _randn_like(x0, generator)
         x_t = self.q_sample(x0, t, noise=noise)
@@ -651,49 +548,54 @@ class GaussianDiffusion(nn.Module):
         backward pass and the memory of the graph then no longer grow with
         the chain's length.
 
+        The options are not checked here (this runs every training step):
+        :class:`~cocodiff_mm.models.heads.DiffusionAugmentedHead` checks
+        them once, when it is built.
+
         Args:
             denoiser (Callable): ``denoiser(x_t, t, cond) -> eps``.
             x0 (torch.Tensor): ``(N, C)`` real features.
             cond (torch.Tensor, optional): ``(N, D)`` condition (fine-text
                 embeddings) or ``None``.
             start_step (int, optional): 0-based step the real features are
-                noised to. Defaults to ``None`` (``num_steps - 1``: the full
-                chain, as in the paper).
+                noised to, in ``[0, num_steps)``. Defaults to ``None``
+                (``num_steps - 1``: the full chain, as in the paper).
             sampler (str): ``'ddpm'`` (ancestral, every step) or ``'ddim'``.
                 Defaults to ``'ddpm'``.
-            ddim_steps (int, optional): Denoiser calls of the DDIM chain.
-                Defaults to ``None`` (``start_step + 1``, every step).
-            eta (float): DDIM stochasticity. Defaults to ``0.0``.
+            ddim_steps (int, optional): Denoiser calls of the DDIM chain, in
+                ``[1, start_step + 1]``. Defaults to ``None``
+                (``start_step + 1``, every step).
+            eta (float): DDIM stochasticity, ``>= 0``. Defaults to ``0.0``.
             generator (torch.Generator, optional): Random source. Defaults to
                 ``None``.
-            grad_steps (int, optional): Denoiser calls at the end of the
-                chain that keep their autograd graph. Defaults to ``None``
-                (every call: exact gradients).
+            grad_steps (int, optional): Denoiser calls (>= 1) at the end of
+                the chain that keep their autograd graph. Defaults to
+                ``None`` (every call: exact gradients).
 
         Returns:
             torch.Tensor: ``(N, C)`` generated features.
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f'GaussianDiffusion.generate: unknown sampler '
-                             f'{sampler!r}; expected one of {SAMPLERS}.')
-        start_step = self._check_step(start_step, 'start_step')
+        if start_step is None:
+            start_step = self.num_steps - 1
         x_t = self.q_sample(
             x0, self._full_t(start_step, x0), generator=generator)
         if sampler == 'ddpm':
             return self.p_sample_loop(
                 denoiser, x_t, cond, start_step=start_step,
                 generator=generator, grad_steps=grad_steps)
-        if ddim_steps is None:
-            ddim_steps = start_step + 1
-        return self.ddim_sample_loop(
-            denoiser,
-            x_t,
-            cond,
-            num_sampling_steps=ddim_steps,
-            start_step=start_step,
-            eta=eta,
-            generator=generator,
-            grad_steps=grad_steps)
+        if sampler == 'ddim':
+            return self.ddim_sample_loop(
+                denoiser,
+                x_t,
+                cond,
+                num_sampling_steps=(start_step + 1 if ddim_steps is None
+                                    else ddim_steps),
+                start_step=start_step,
+                eta=eta,
+                generator=generator,
+                grad_steps=grad_steps)
+        raise ValueError(f'GaussianDiffusion.generate: unknown sampler '
+                         f'{sampler!r}; expected one of {SAMPLERS}.')
 
     def extra_repr(self) -> str:
         """Summary shown by ``print(module)``."""

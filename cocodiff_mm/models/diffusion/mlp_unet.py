@@ -5,10 +5,9 @@ channels with their own meaning, and no neighbourhood among them is worth a
 convolution. :class:`ConditionalMLPUNet` keeps the UNet's shape (an encoder
 of narrowing widths, a middle, a mirrored decoder with skip connections and
 FiLM conditioning in every block) but builds it from a few wide linear
-layers. Against the 1-D convolutional UNet of :mod:`.unet1d` (C = 256, text
-dim 512, 32 base channels) it has 1.2 M parameters instead of 0.5 M but
-needs 2.4 instead of 55 MFLOP per sample and call, and far fewer ops, so the
-30-step chain is cheap next to the GCN (``tools/benchmark_training.py``).
+layers: a small fraction of the FLOPs and ops of the 1-D convolutional UNet
+of :mod:`.unet1d`, so that the reverse chain stays cheap next to the GCN
+(measured costs: ``docs/results.md``, ``tools/benchmark_training.py``).
 """
 from typing import List, Optional, Sequence, Tuple
 
@@ -17,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmaction.registry import MODELS
+from ...utils.checks import is_int
 from .embedding import (check_condition, check_noisy_input,
                         timestep_embedding)
 
@@ -60,34 +60,26 @@ class FiLMResMLPBlock(nn.Module):
         Returns:
             torch.Tensor: ``(N, out_features)``.
         """
-        # Functional calls on the submodules' weights: the chain runs this
-        # block T times per training step, and nn.Module.__call__ costs about
-        # as much as a small layer norm on the CPU.
         gain, shift = film.chunk(2, dim=1)
-        h = F.linear(F.silu(_layer_norm(self.norm1, x)), self.fc1.weight,
-                     self.fc1.bias)
-        h = torch.addcmul(shift, _layer_norm(self.norm2, h), gain)
+        h = self.fc1(F.silu(self.norm1(x)))
+        h = torch.addcmul(shift, self.norm2(h), gain)
         h = F.silu(h)
         if self.training and self.dropout_p > 0:
             h = F.dropout(h, self.dropout_p)
-        h = F.linear(h, self.fc2.weight, self.fc2.bias)
+        h = self.fc2(h)
         if self.skip is None:
             return h + x
+        # addmm, not ``h + self.skip(x)``: that sum rounds differently, and
+        # runs must reproduce earlier ones bit for bit.
         return torch.addmm(h, x, self.skip.weight.t())
-
-
-def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
-    """``norm(x)`` without the module call."""
-    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias,
-                        norm.eps)
 
 
 class _ConditionedMLPUNet:
     """:class:`ConditionalMLPUNet` with one chain's conditioning precomputed.
 
     The text part of every block's FiLM input, and the time part for every
-    step, are computed once; each call of the chain then only gathers and
-    adds them. Same outputs as calling the network itself.
+    step, are computed once; each call of the chain gathers and adds them
+    and calls the network with them. Same outputs as ``net(x, t, cond)``.
     """
 
     def __init__(self, net: 'ConditionalMLPUNet',
@@ -104,12 +96,10 @@ class _ConditionedMLPUNet:
         if cond is not self.cond:
             raise ValueError('ConditionalMLPUNet.conditioned_on: called with '
                              'another cond than it was prepared for')
-        net = self.net
-        t = net.check_inputs(x, t)
         film = self.time_film.index_select(0, t)
         if self.text_film is not None:
             film = film + self.text_film
-        return net.forward_with_film(x, film)
+        return self.net(x, t, cond, film=film)
 
 
 @MODELS.register_module()
@@ -153,8 +143,7 @@ class ConditionalMLPUNet(nn.Module):
         super().__init__()
         name = type(self).__name__
         widths = tuple(widths)
-        if not widths or any(
-                not isinstance(w, int) or w < 1 for w in widths):
+        if not widths or any(not is_int(w) or w < 1 for w in widths):
             raise ValueError(f'{name}: widths must be a non-empty sequence '
                              f'of ints >= 1, got {widths}.')
         if feat_dim < 1:
@@ -236,31 +225,11 @@ class ConditionalMLPUNet(nn.Module):
     # ------------------------------------------------------------------
     # forward
     # ------------------------------------------------------------------
-    def check_inputs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Validate ``x`` (``(N, C)``) and ``t``; return ``t`` as ``(N,)``."""
-        return check_noisy_input(type(self).__name__, x, t, self.feat_dim)
-
-    def forward_with_film(self, x: torch.Tensor,
-                          film: torch.Tensor) -> torch.Tensor:
-        """The network body, given every block's FiLM input ``film``."""
-        film = film.to(x.dtype)
-        films: Tuple[torch.Tensor, ...] = film.split(
-            [2 * blk.out_features for blk in self.blocks], dim=1)
-        h = F.linear(x, self.in_proj.weight, self.in_proj.bias)
-        skips: List[torch.Tensor] = []
-        for index, blk in enumerate(self.blocks):
-            if index > self.num_down:
-                h = torch.cat([h, skips.pop()], dim=1)
-            h = blk.forward(h, films[index])
-            if index < self.num_down:
-                skips.append(h)
-        h = F.silu(_layer_norm(self.out_norm, h))
-        return F.linear(h, self.out_proj.weight, self.out_proj.bias)
-
     def forward(self,
                 x: torch.Tensor,
                 t: torch.Tensor,
-                cond: Optional[torch.Tensor] = None) -> torch.Tensor:
+                cond: Optional[torch.Tensor] = None,
+                film: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Predict the noise in ``x``.
 
         Args:
@@ -268,16 +237,31 @@ class ConditionalMLPUNet(nn.Module):
             t (torch.Tensor): ``(N,)`` long timesteps (0-based).
             cond (torch.Tensor, optional): ``(N, D)`` text embeddings;
                 ignored when ``cond_dim`` is ``None``. Defaults to ``None``.
+            film (torch.Tensor, optional): ``(N, sum 2 w)`` FiLM input of
+                every block, already computed from ``t`` and ``cond`` (see
+                :meth:`conditioned_on`); ``cond`` is then not read. Defaults
+                to ``None`` (computed here).
 
         Returns:
             torch.Tensor: ``(N, C)`` predicted noise.
         """
-        t = self.check_inputs(x, t)
-        film = self.time_film(t)
-        text = self.text_film(cond, x.shape[0])
-        if text is not None:
-            film = film + text
-        return self.forward_with_film(x, film)
+        t = check_noisy_input(type(self).__name__, x, t, self.feat_dim)
+        if film is None:
+            film = self.time_film(t)
+            text = self.text_film(cond, x.shape[0])
+            if text is not None:
+                film = film + text
+        films: Tuple[torch.Tensor, ...] = film.to(x.dtype).split(
+            [2 * blk.out_features for blk in self.blocks], dim=1)
+        h = self.in_proj(x)
+        skips: List[torch.Tensor] = []
+        for index, blk in enumerate(self.blocks):
+            if index > self.num_down:
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = blk(h, films[index])
+            if index < self.num_down:
+                skips.append(h)
+        return self.out_proj(F.silu(self.out_norm(h)))
 
 
 @MODELS.register_module()

@@ -11,17 +11,11 @@ from typing import Callable, Dict, Optional
 
 import torch
 
+from ...utils.checks import check_int
+
 #: Upper bound used by the linear schedule's *default* end point: DDPM's
 #: scaled values exceed 1 for chains shorter than 20 steps.
 DEFAULT_MAX_BETA = 0.999
-
-
-def _check_num_steps(num_steps: int, where: str) -> None:
-    """Raise a clear error unless ``num_steps`` is a positive integer."""
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) \
-            or num_steps < 1:
-        raise ValueError(f'{where}: num_steps must be a positive int, '
-                         f'got {num_steps!r}.')
 
 
 def linear_beta_schedule(num_steps: int,
@@ -48,7 +42,7 @@ def linear_beta_schedule(num_steps: int,
     Returns:
         torch.Tensor: ``(num_steps,)`` float64 betas.
     """
-    _check_num_steps(num_steps, 'linear_beta_schedule')
+    check_int(num_steps, 'linear_beta_schedule: num_steps', minimum=1)
     scale = 1000.0 / num_steps
     if beta_start is None:
         beta_start = min(1e-4 * scale, max_beta)
@@ -81,7 +75,7 @@ def cosine_beta_schedule(num_steps: int,
     Returns:
         torch.Tensor: ``(num_steps,)`` float64 betas.
     """
-    _check_num_steps(num_steps, 'cosine_beta_schedule')
+    check_int(num_steps, 'cosine_beta_schedule: num_steps', minimum=1)
     if not 0.0 < max_beta < 1.0:
         raise ValueError('cosine_beta_schedule: max_beta must lie in (0, 1), '
                          f'got {max_beta!r}.')

@@ -113,6 +113,9 @@ class ConditionalUNet1D(nn.Module):
             Defaults to ``8``.
         pos_embed (bool): Add a learned positional embedding over the ``C``
             feature positions. Defaults to ``True``.
+        num_steps (int): Largest timestep + 1, filled in by the head from
+            the diffusion's ``T`` as for every denoiser; this network embeds
+            any timestep and precomputes nothing. Defaults to ``1000``.
     """
 
     def __init__(self,
@@ -124,7 +127,8 @@ class ConditionalUNet1D(nn.Module):
                  time_embed_dim: int = 128,
                  dropout: float = 0.0,
                  norm_groups: int = 8,
-                 pos_embed: bool = True) -> None:
+                 pos_embed: bool = True,
+                 num_steps: int = 1000) -> None:
         super().__init__()
         name = type(self).__name__
         channel_mults = tuple(channel_mults)
@@ -149,6 +153,7 @@ class ConditionalUNet1D(nn.Module):
         self.feat_dim = feat_dim
         self.cond_dim = cond_dim
         self.time_embed_dim = time_embed_dim
+        self.num_steps = num_steps
         self.embedding = TimeTextEmbedding(time_embed_dim, cond_dim, name)
 
         def block(c_in: int, c_out: int) -> FiLMResBlock1D:
@@ -194,6 +199,19 @@ class ConditionalUNet1D(nn.Module):
         self.out_conv = nn.Conv1d(c_in, 1, 3, padding=1)
         nn.init.zeros_(self.out_conv.weight)
         nn.init.zeros_(self.out_conv.bias)
+
+    def conditioned_on(self, cond: Optional[torch.Tensor]) -> nn.Module:
+        """This network for one reverse chain conditioned on ``cond``.
+
+        Nothing is computed once per chain here: the network itself.
+
+        Args:
+            cond (torch.Tensor, optional): ``(N, D)`` text embeddings.
+
+        Returns:
+            nn.Module: ``self``.
+        """
+        return self
 
     def forward(self,
                 x: torch.Tensor,
@@ -258,6 +276,8 @@ class UNet1D(ConditionalUNet1D):
         norm_groups (int): GroupNorm groups. Defaults to ``8``.
         pos_embed (bool): Add a learned positional embedding over the ``C``
             feature positions. Defaults to ``True``.
+        num_steps (int): Largest timestep + 1 (see
+            :class:`ConditionalUNet1D`). Defaults to ``1000``.
     """
 
     def __init__(self,
@@ -269,7 +289,8 @@ class UNet1D(ConditionalUNet1D):
                  time_embed_dim: int = 128,
                  dropout: float = 0.0,
                  norm_groups: int = 8,
-                 pos_embed: bool = True) -> None:
+                 pos_embed: bool = True,
+                 num_steps: int = 1000) -> None:
         if cond_dim is not None:
             raise ValueError(
                 f'UNet1D is the no-text denoiser: cond_dim must be None, got '
@@ -283,4 +304,5 @@ class UNet1D(ConditionalUNet1D):
             time_embed_dim=time_embed_dim,
             dropout=dropout,
             norm_groups=norm_groups,
-            pos_embed=pos_embed)
+            pos_embed=pos_embed,
+            num_steps=num_steps)

@@ -1,4 +1,4 @@
 """Classification heads."""
-from .diffusion_augmented_head import DiffusionAugmentedHead
+from .diffusion_augmented_head import DiffusionAugmentedHead, is_cocodiff_head
 
-__all__ = ['DiffusionAugmentedHead']
+__all__ = ['DiffusionAugmentedHead', 'is_cocodiff_head']

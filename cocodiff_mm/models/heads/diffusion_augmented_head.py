@@ -1,7 +1,6 @@
 """GCNHead with CoCoDiff's training-only latent diffusion augmentation."""
 import copy
-import inspect
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -10,8 +9,9 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import PretrainedInit, initialize, normal_init
 
+from ...utils.checks import check_choice, check_int, is_int
 from ...utils.config_keys import ConfigError, refuse_unknown_keys
-from ..diffusion.gaussian_diffusion import SAMPLERS
+from ..diffusion.gaussian_diffusion import SAMPLERS, GaussianDiffusion
 from ..text.text_bank import TextEmbeddingBank
 
 #: Training objectives; :data:`~cocodiff_mm.engine.stage_plan.
@@ -21,107 +21,75 @@ from ..text.text_bank import TextEmbeddingBank
 #: λ·L_con.
 OBJECTIVES = ('classify', 'diffusion', 'joint')
 
-#: alpha-bar of the shipped default start (step 10 of the linear T = 30
-#: chain, ``configs/_base_/cocodiff.py``), for suggesting a start step.
-DEFAULT_START_ALPHA_BAR = 0.24
-
 #: Text guidance ablations of the paper's Table II.
 TEXT_MODES = ('both', 'fine', 'coarse', 'none')
 
-#: The ``generation`` options and their defaults (the paper's full DDPM
-#: chain from T, gradients through every step).
+# The defaults below are those of ``configs/_base_/cocodiff.py``, so that
+# the Python API and the shipped configs build the same head.
+
+#: The ``generation`` options and their defaults.
 GENERATION_DEFAULTS = dict(
-    sampler='ddpm', start_step=None, ddim_steps=None, eta=0.0,
-    grad_steps=None)
+    sampler='ddpm', start_step=10, ddim_steps=None, eta=0.0, grad_steps=3)
+
+#: Default ``diffusion`` config.
+DIFFUSION_DEFAULT = dict(
+    type='GaussianDiffusion', num_steps=30, beta_schedule='linear',
+    clip_denoised=5.0)
+
+#: Default ``denoiser`` config (its sizes are filled in by the head).
+DENOISER_DEFAULT = dict(type='ConditionalMLPUNet', widths=(256, ))
+
+#: Default ``loss_text`` config.
+LOSS_TEXT_DEFAULT = dict(
+    type='TextGuidanceLoss', loss_weight=1.0, temperature=0.07,
+    learnable_temperature=True)
 
 
 @MODELS.register_module()
 class DiffusionAugmentedHead(GCNHead):
     """GCN head trained on real plus diffusion-generated features (CoCoDiff).
 
-    ``predict`` (and ``forward``) is the stock :class:`GCNHead` path:
-    inference costs nothing extra, and the classifier ``fc`` is the only
-    part a test-time checkpoint needs (``tools/export_inference_ckpt.py``).
-
-    ``loss`` pools the backbone feature ``x0`` exactly as ``GCNHead`` does,
-    then, depending on :attr:`objective`:
-
-    * trains the denoiser ``ε_θ(x_t, t, e_f(y))`` with ``L_rec`` (fine-text
-      conditioning, method.md Eq. 4);
-    * generates same-class features by noising the real ``x0`` with the
-      forward process and running the reverse chain conditioned on the
-      fine text (``generation``);
-    * aligns the generated features, through a learned projection ``g``,
-      with the coarse texts by the bidirectional KL contrastive loss
-      ``λ·L_con`` (Eq. 5-6);
-    * and adds the cross-entropy on the generated features (Eq. 8).
-
-    Returned keys: ``loss_cls`` (CE on real, with ``top1_acc``/``top5_acc``),
-    ``loss_gen_cls`` (CE on generated), ``loss_rec``, ``loss_con`` (already
-    weighted by λ), and the logged ``acc_generated`` and ``ce_generated``
-    (the cross-entropy on generated features before its weight and ramp:
-    the classifier's view of the generated labels, comparable with chance
-    level ``ln(num_classes)``).
+    ``predict`` is the stock :class:`GCNHead` path, so inference costs
+    nothing extra. ``loss`` pools the backbone feature as ``GCNHead`` does
+    and, per :attr:`objective`, trains the text-conditioned denoiser
+    (``loss_rec``), generates same-class features through the diffusion
+    chain, aligns them with the coarse texts (``loss_con``) and classifies
+    them (``loss_gen_cls``; logged ``acc_generated``, ``ce_generated``).
+    See ``docs/method_notes_head.md``.
 
     Args:
         num_classes (int): Number of classes.
         in_channels (int): Channels ``C`` of the pooled backbone feature.
-        text_bank (dict): Arguments of :class:`TextEmbeddingBank`
-            (``texts``, ``encoder``, ``pretrained``, ``sample_mode``, ...).
+        text_bank (dict): Arguments of :class:`TextEmbeddingBank`;
             ``num_classes`` defaults to the head's.
         diffusion (dict, optional): Config of the diffusion process.
-            Defaults to ``dict(type='GaussianDiffusion', num_steps=30)``
-            (T = 30, the paper's best for CTR-GCN).
-        denoiser (dict, optional): Config of the noise predictor; its
-            ``feat_dim``, ``cond_dim`` and (when it takes one)
-            ``num_steps`` are filled in. Defaults to
-            ``dict(type='ConditionalUNet1D')``.
-        loss_text (dict, optional): Config of the coarse-text loss; its
-            ``loss_weight`` is λ. Defaults to
-            ``dict(type='TextGuidanceLoss', loss_weight=1.0)``.
-        text_mode (str): ``'both'`` (fine conditioning and coarse loss),
-            ``'fine'``, ``'coarse'`` or ``'none'`` (Table II ablations).
-            Defaults to ``'both'``.
-        generation (dict, optional): How features are generated:
-            ``sampler`` (``'ddpm'`` full chain or ``'ddim'``), ``start_step``
-            (``None``: forward to the last step T, the paper's choice; or an
-            intermediate 0-based step), ``ddim_steps`` and ``eta`` for DDIM,
-            and ``grad_steps``: ``None`` backpropagates through every step
-            of the chain (the paper, read literally); ``K`` keeps the graph
-            of the last ``K`` denoiser calls only. The generated features
-            are the same; the losses on them then train the denoiser
-            through its last ``K`` calls only, and no longer reach the real
-            features through the chain (see
-            :meth:`GaussianDiffusion.generate`). Defaults to
-            ``dict(sampler='ddpm', start_step=None, grad_steps=None)``.
-        loss_rec_weight (float): Weight of ``L_rec``. Defaults to 1.0.
-        loss_gen_weight (float): Weight of CE on generated features.
-            Defaults to 1.0.
-        detach_real (bool): Stop diffusion losses from changing the GCN
-            through ``x0`` (the GCN learns from CE only). Defaults to True.
-        gen_cls_trains_diffusion (bool): Whether the cross-entropy on
-            generated features also trains the denoiser through the reverse
-            chain. By default it trains the classifier only; the denoiser
-            learns from ``L_rec`` and, through the chain, ``λ·L_con``. With a
-            freshly initialised GCN in stage 2, the classifier's large early
-            gradients through the 30-step chain made training diverge in our
-            runs. Defaults to False.
-        feature_norm_momentum (float): Momentum of the running mean and
-            variance that standardise ``x0`` before diffusion (the chain
-            assumes unit-scale data, as in latent diffusion); generated
-            features are mapped back. Defaults to 0.1.
-        objective (str): Initial objective, one of :data:`OBJECTIVES`; the
-            multi-stage loop sets it per stage. Defaults to ``'joint'`` (so a
-            plain epoch loop trains the stage-2 objective: "no stage 1").
-        init_cfg (dict | list[dict], optional): mmengine initialisation of
-            the head, applied by :meth:`init_weights` to the whole head
-            (``layer='Linear'`` also reaches the denoiser and ``g``; use
-            ``override=dict(name='fc', ...)`` for the classifier alone;
-            ``Pretrained`` with ``prefix='cls_head.'`` loads a trained head).
-            ``None`` gives ``fc`` GCNHead's N(0, 0.01) and leaves the other
-            parts as built. Defaults to ``None``.
-        **kwargs: Arguments of :class:`GCNHead` (``loss_cls``, ``dropout``,
-            ``average_clips``).
+            Defaults to ``None`` (:data:`DIFFUSION_DEFAULT`).
+        denoiser (dict, optional): Config of the noise predictor; the head
+            fills in ``feat_dim``, ``cond_dim`` and ``num_steps``. Defaults
+            to ``None`` (:data:`DENOISER_DEFAULT`).
+        loss_text (dict, optional): Config of the coarse-text loss (its
+            ``loss_weight`` is λ). Defaults to ``None``
+            (:data:`LOSS_TEXT_DEFAULT`).
+        text_mode (str): One of :data:`TEXT_MODES`. Defaults to ``'both'``.
+        generation (dict, optional): ``sampler``, ``start_step``,
+            ``ddim_steps``, ``eta`` and ``grad_steps`` of
+            :meth:`GaussianDiffusion.generate`. Defaults to ``None``
+            (:data:`GENERATION_DEFAULTS`, per key).
+        loss_rec_weight (float): Weight of ``L_rec``. Defaults to ``1.0``.
+        loss_gen_weight (float): Weight of the CE on generated features.
+            Defaults to ``1.0``.
+        detach_real (bool): Keep the diffusion losses from reaching the GCN
+            through ``x0``. Defaults to ``True``.
+        gen_cls_trains_diffusion (bool): Let the CE on generated features
+            train the denoiser through the chain. Defaults to ``False``.
+        feature_norm_momentum (float): Momentum of the running statistics
+            that standardise ``x0`` for the diffusion. Defaults to ``0.1``.
+        objective (str): Initial objective, one of :data:`OBJECTIVES`.
+            Defaults to ``'joint'``.
+        init_cfg (dict | list[dict], optional): Initialisation config; a
+            later :meth:`init_weights` re-initialises ``fc`` only. Defaults
+            to ``None``.
+        **kwargs: Arguments of :class:`GCNHead`.
     """
 
     def __init__(self,
@@ -143,10 +111,8 @@ class DiffusionAugmentedHead(GCNHead):
                  **kwargs) -> None:
         super().__init__(num_classes, in_channels, init_cfg=init_cfg,
                          **kwargs)
-        if text_mode not in TEXT_MODES:
-            raise ValueError(f'text_mode must be one of {TEXT_MODES}, got '
-                             f'{text_mode!r}')
-        self.text_mode = text_mode
+        self.text_mode = check_choice(text_mode, TEXT_MODES,
+                                      'model.cls_head.text_mode')
         self.loss_rec_weight = loss_rec_weight
         self.loss_gen_weight = loss_gen_weight
         self.detach_real = detach_real
@@ -154,7 +120,6 @@ class DiffusionAugmentedHead(GCNHead):
         self.feature_norm_momentum = feature_norm_momentum
         self.register_buffer('feature_mean', torch.zeros(in_channels))
         self.register_buffer('feature_var', torch.ones(in_channels))
-        self.generation = self._check_generation(generation)
 
         bank_cfg = dict(text_bank)
         bank_cfg.setdefault('num_classes', num_classes)
@@ -165,21 +130,17 @@ class DiffusionAugmentedHead(GCNHead):
                 f'{num_classes}')
         self.text_bank = TextEmbeddingBank(**bank_cfg)
 
-        self.diffusion = MODELS.build(
-            diffusion or dict(type='GaussianDiffusion', num_steps=30))
-        self._check_start_step()
-        denoiser_cfg = copy.deepcopy(
-            denoiser or dict(type='ConditionalUNet1D'))
+        self.diffusion = MODELS.build(diffusion or DIFFUSION_DEFAULT)
+        self.generation = check_generation(generation, self.diffusion)
+        denoiser_cfg = copy.deepcopy(denoiser or DENOISER_DEFAULT)
         denoiser_cfg['feat_dim'] = in_channels
         denoiser_cfg['cond_dim'] = (
             self.text_bank.dim if self.uses_fine_text else None)
-        if _accepts(denoiser_cfg['type'], 'num_steps'):
-            denoiser_cfg['num_steps'] = self.diffusion.num_steps
+        denoiser_cfg['num_steps'] = self.diffusion.num_steps
         self.denoiser = MODELS.build(denoiser_cfg)
         if self.uses_coarse_text:
             self.projection = nn.Linear(in_channels, self.text_bank.dim)
-            self.loss_text = MODELS.build(
-                loss_text or dict(type='TextGuidanceLoss', loss_weight=1.0))
+            self.loss_text = MODELS.build(loss_text or LOSS_TEXT_DEFAULT)
         else:
             self.projection = None
             self.loss_text = None
@@ -188,44 +149,6 @@ class DiffusionAugmentedHead(GCNHead):
         self.gen_cls_scale = 1.0
         self.objective = 'joint'
         self.set_objective(objective)
-
-    @staticmethod
-    def _check_generation(generation: Optional[Dict]) -> Dict:
-        """Validate the generation options and fill in defaults."""
-        options = dict(GENERATION_DEFAULTS)
-        refuse_unknown_keys(generation, options, 'model.cls_head.generation')
-        options.update(generation or {})
-        if options['sampler'] not in SAMPLERS:
-            raise ValueError(f'generation.sampler must be one of {SAMPLERS}, '
-                             f'got {options["sampler"]!r}')
-        if options['sampler'] == 'ddim' and not options['ddim_steps']:
-            raise ValueError('generation.sampler=ddim needs '
-                             'generation.ddim_steps (e.g. 5)')
-        grad_steps = options['grad_steps']
-        if grad_steps is not None and (isinstance(grad_steps, bool)
-                                       or not isinstance(grad_steps, int)
-                                       or grad_steps < 1):
-            raise ValueError('generation.grad_steps must be None (gradients '
-                             'through every step) or an int >= 1, got '
-                             f'{grad_steps!r}')
-        return options
-
-    def _check_start_step(self) -> None:
-        """Refuse a ``start_step`` past the chain when the head is built
-        (changing T alone must not fail hours later, in the first stage-1
-        step), and suggest the step of the shipped default's noise level."""
-        step = self.generation['start_step']
-        num_steps = self.diffusion.num_steps
-        if step is None or (isinstance(step, int) and 0 <= step < num_steps):
-            return
-        alpha_bar = self.diffusion.alphas_cumprod
-        nearest = int((alpha_bar - DEFAULT_START_ALPHA_BAR).abs().argmin())
-        raise ConfigError(
-            f'model.cls_head.generation.start_step={step!r} does not fit '
-            f'model.cls_head.diffusion.num_steps={num_steps} (0-based steps '
-            f'0..{num_steps - 1}); the noise level of the default (step 10 '
-            f'of 30, alpha-bar {DEFAULT_START_ALPHA_BAR}) is start_step='
-            f'{nearest} here, and None runs the full chain from T')
 
     @property
     def uses_fine_text(self) -> bool:
@@ -239,10 +162,8 @@ class DiffusionAugmentedHead(GCNHead):
 
     def set_objective(self, objective: str) -> None:
         """Switch the training objective (see :data:`OBJECTIVES`)."""
-        if objective not in OBJECTIVES:
-            raise ValueError(f'objective must be one of {OBJECTIVES}, got '
-                             f'{objective!r}')
-        self.objective = objective
+        self.objective = check_choice(objective, OBJECTIVES,
+                                      'model.cls_head.objective')
 
     def diffusion_modules(self) -> Tuple[nn.Module, ...]:
         """The trainable parts used only in training (denoiser, g, τ)."""
@@ -310,7 +231,8 @@ class DiffusionAugmentedHead(GCNHead):
             with torch.no_grad():
                 stats = x0.detach().float()
                 # A non-finite batch must not poison the running statistics;
-                # torch.where keeps the check on the device (no sync).
+                # a momentum multiplied by the finiteness flag keeps the check
+                # on the device (no sync).
                 momentum = torch.isfinite(stats).all() * \
                     self.feature_norm_momentum
                 self.feature_mean.lerp_(stats.mean(0), momentum)
@@ -342,12 +264,8 @@ class DiffusionAugmentedHead(GCNHead):
         """
         options = self.generation
         cond = self._fine_condition(labels)
-        denoiser = self.denoiser
-        if hasattr(denoiser, 'conditioned_on'):
-            # The text and time projections, once for the whole chain.
-            denoiser = denoiser.conditioned_on(cond)
         return self._unstandardize(self.diffusion.generate(
-            denoiser,
+            self.denoiser.conditioned_on(cond),
             z0,
             cond,
             start_step=options['start_step'],
@@ -436,8 +354,10 @@ class DiffusionAugmentedHead(GCNHead):
         gen_terms = self.loss_by_feat(gen_scores, data_samples)
         losses['loss_gen_cls'] = (self.loss_gen_weight * self.gen_cls_scale *
                                   gen_terms['loss_cls'])
-        losses['acc_generated'] = gen_terms.get(
-            'top1_acc', self._accuracy(gen_scores, labels))
+        if 'top1_acc' in gen_terms:
+            losses['acc_generated'] = gen_terms['top1_acc']
+        else:  # the head's topk leaves top-1 out
+            losses['acc_generated'] = self._accuracy(gen_scores, labels)
         # Logged, not optimised: mmengine sums only the keys with "loss".
         losses['ce_generated'] = gen_terms['loss_cls'].detach()
         return losses
@@ -467,6 +387,23 @@ class DiffusionAugmentedHead(GCNHead):
         return losses
 
 
+def is_cocodiff_head(obj: Any) -> bool:
+    """Whether ``obj`` is a CoCoDiff head.
+
+    Args:
+        obj: A head instance, a class, or a type name registered in
+            mmaction's ``MODELS`` (as a config's ``cls_head.type`` holds).
+
+    Returns:
+        bool: True for :class:`DiffusionAugmentedHead` and its subclasses.
+    """
+    if isinstance(obj, str):
+        obj = MODELS.get(obj)
+    if isinstance(obj, type):
+        return issubclass(obj, DiffusionAugmentedHead)
+    return isinstance(obj, DiffusionAugmentedHead)
+
+
 def _fc_override_only(init_cfg: Dict) -> Dict:
     """A copy of an ``init_cfg`` entry whose ``override`` keeps ``fc`` only."""
     cfg = dict(init_cfg)
@@ -480,7 +417,59 @@ def _fc_override_only(init_cfg: Dict) -> Dict:
     return cfg
 
 
-def _accepts(type_name, argument: str) -> bool:
-    """Whether the registered class ``type_name`` takes ``argument``."""
-    cls = MODELS.get(type_name) if isinstance(type_name, str) else type_name
-    return cls is not None and argument in inspect.signature(cls).parameters
+def check_generation(generation: Optional[Dict],
+                     diffusion: GaussianDiffusion) -> Dict:
+    """The head's ``generation`` options, checked against its diffusion.
+
+    The one place they are checked: the diffusion runs them unchecked on
+    every training step.
+
+    Args:
+        generation (dict, optional): The options; missing keys take
+            :data:`GENERATION_DEFAULTS`.
+        diffusion (GaussianDiffusion): The head's diffusion.
+
+    Returns:
+        dict: Every option.
+
+    Raises:
+        ConfigError: For an unknown key or a value that cannot run, named
+            by its key (``model.cls_head.generation.<name>``).
+    """
+    field = 'model.cls_head.generation'
+    options = dict(GENERATION_DEFAULTS)
+    refuse_unknown_keys(generation, options, field)
+    options.update(generation or {})
+    check_choice(options['sampler'], SAMPLERS, f'{field}.sampler')
+    num_steps = diffusion.num_steps
+    start_step = options['start_step']
+    try:
+        check_int(start_step, f'{field}.start_step', 0, num_steps - 1,
+                  allow_none=True)
+    except ConfigError as error:
+        raise ConfigError(
+            f'{error} (0-based steps of model.cls_head.diffusion.num_steps='
+            f'{num_steps}; None runs the full chain from T)'
+            f'{_same_noise_hint(start_step, diffusion)}') from None
+    last = num_steps - 1 if start_step is None else start_step
+    check_int(options['ddim_steps'], f'{field}.ddim_steps', 1, last + 1,
+              allow_none=options['sampler'] != 'ddim')
+    eta = options['eta']
+    if not ((is_int(eta) or isinstance(eta, float)) and eta >= 0):
+        raise ConfigError(f'{field}.eta must be a number >= 0, got {eta!r}')
+    check_int(options['grad_steps'], f'{field}.grad_steps', 1,
+              allow_none=True)
+    return options
+
+
+def _same_noise_hint(start_step: Any, diffusion: GaussianDiffusion) -> str:
+    """For a ``start_step`` meant for a chain of the default length: the
+    step of ``diffusion`` with the nearest alpha-bar (the same noise)."""
+    reference = GaussianDiffusion(beta_schedule=diffusion.beta_schedule)
+    if not is_int(start_step) or not 0 <= start_step < reference.num_steps:
+        return ''
+    alpha_bar = float(reference.alphas_cumprod[start_step])
+    nearest = int((diffusion.alphas_cumprod - alpha_bar).abs().argmin())
+    return (f'; step {start_step} of a T={reference.num_steps} chain '
+            f'(alpha-bar {alpha_bar:.2f}) has the noise level of '
+            f'start_step={nearest} here')

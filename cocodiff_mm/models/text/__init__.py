@@ -5,7 +5,7 @@ load them when they first encode.
 """
 from .class_texts import (ClassTexts, available_texts, load_class_texts,
                           resolve_texts_path)
-from .encoders import (ENCODERS, ClipTextEncoder, MiniLMTextEncoder,
+from .encoders import (ClipTextEncoder, MiniLMTextEncoder,
                        RandomClipTextEncoder, TextEncoder, build_text_encoder,
                        file_fingerprint, text_encoder_class, text_encoder_dim)
 from .registry import TEXT_ENCODERS
@@ -14,7 +14,7 @@ from .text_bank import (UNTRAINED_MESSAGE, TextEmbeddingBank,
 
 __all__ = [
     'ClassTexts', 'available_texts', 'load_class_texts', 'resolve_texts_path',
-    'ENCODERS', 'TEXT_ENCODERS', 'TextEncoder', 'ClipTextEncoder',
+    'TEXT_ENCODERS', 'TextEncoder', 'ClipTextEncoder',
     'MiniLMTextEncoder', 'RandomClipTextEncoder', 'build_text_encoder',
     'file_fingerprint', 'text_encoder_class', 'text_encoder_dim',
     'TextEmbeddingBank', 'UNTRAINED_MESSAGE', 'encode_class_texts',

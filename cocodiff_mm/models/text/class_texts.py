@@ -13,7 +13,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
+
+from ...utils.checks import check_int
 
 #: Folder of the class-text files shipped with the package.
 TEXTS_DIR = Path(__file__).resolve().parents[2] / 'texts'
@@ -68,15 +70,17 @@ class ClassTexts:
             ClassTexts: The texts of classes ``0 .. num_classes - 1``.
 
         Raises:
-            ValueError: If ``num_classes`` is not in ``1 .. self.num_classes``.
+            ValueError: If ``num_classes`` is not in ``1 .. self.num_classes``;
+                the message names the file and the way out.
         """
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int):
-            raise TypeError(f'num_classes must be an int, got {num_classes!r}')
-        if not 1 <= num_classes <= self.num_classes:
+        check_int(num_classes, 'num_classes', minimum=1)
+        if num_classes > self.num_classes:
             where = f' ({self.path})' if self.path else ''
             raise ValueError(
-                f'class texts {self.name!r}{where} have {self.num_classes} '
-                f'classes; cannot take the first {num_classes}')
+                f'class texts {self.name!r}{where} have only '
+                f'{self.num_classes} classes; cannot take the first '
+                f'{num_classes} (num_classes={num_classes}): use a '
+                f'class-text file with at least {num_classes} classes')
         if num_classes == self.num_classes:
             return self
         return ClassTexts(
@@ -161,20 +165,28 @@ def _check_text_list(path: Path, where: str, field: str, value: Any) -> None:
                   f'{item!r:.60}')
 
 
-def load_class_texts(name_or_path: Union[str, Path]) -> ClassTexts:
+def load_class_texts(name_or_path: Union[str, Path],
+                     num_classes: Optional[int] = None) -> ClassTexts:
     """Load and validate a class-text JSON file.
+
+    The text bank reads its texts with it, and ``tools/`` check a config's
+    texts with it before training.
 
     Args:
         name_or_path (str | Path): A packaged name (``'ntu120'``) or a path;
             see :func:`resolve_texts_path`.
+        num_classes (int, optional): Keep the first ``num_classes`` classes
+            (:meth:`ClassTexts.subset`); ``None`` keeps all. Defaults to
+            ``None``.
 
     Returns:
         ClassTexts: The texts, in class-index order.
 
     Raises:
         FileNotFoundError: If the file cannot be found.
-        ValueError: If the file is not valid JSON or breaks the schema; the
-            message names the file, the class index and label, and the field.
+        ValueError: If the file is not valid JSON, breaks the schema (the
+            message names the file, the class index and label, and the
+            field) or has fewer than ``num_classes`` classes.
     """
     path = resolve_texts_path(name_or_path)
     try:
@@ -220,10 +232,11 @@ def load_class_texts(name_or_path: Union[str, Path]) -> ClassTexts:
         labels.append(label)
         coarse.append(tuple(entry['coarse']))
         fine.append(tuple(entry['fine']))
-    return ClassTexts(
+    texts = ClassTexts(
         name=data['name'],
         source=data['source'],
         labels=tuple(labels),
         coarse=tuple(coarse),
         fine=tuple(fine),
         path=str(path))
+    return texts if num_classes is None else texts.subset(num_classes)

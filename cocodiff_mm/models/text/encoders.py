@@ -36,9 +36,6 @@ import torch.nn.functional as F
 
 from .registry import TEXT_ENCODERS, registered_name
 
-#: Names of the built-in encoders registered in ``TEXT_ENCODERS``.
-ENCODERS = ('clip', 'minilm', 'random')
-
 #: Embedding size of all-MiniLM-L6-v2.
 MINILM_DIM = 384
 

@@ -23,6 +23,7 @@ from mmengine.logging import print_log
 from torch import nn
 
 from ...utils.atomic_write import atomic_path
+from ...utils.checks import check_choice, check_int
 from .class_texts import ClassTexts, load_class_texts
 from .encoders import (TextEncoder, as_encoder_cfg, build_text_encoder,
                        text_encoder_dim)
@@ -266,16 +267,10 @@ class TextEmbeddingBank(nn.Module):
                 f"dict(type=<registered name>, ...), got {encoder!r}")
         # An unknown name raises here, listing the registered ones.
         encoder_name = registered_name(TEXT_ENCODERS, encoder_cfg.pop('type'))
-        if sample_mode not in SAMPLE_MODES:
-            raise ValueError(f'sample_mode must be one of {SAMPLE_MODES}, '
-                             f'got {sample_mode!r}')
-        if num_classes is not None and (isinstance(num_classes, bool)
-                                        or not isinstance(num_classes, int)
-                                        or num_classes < 1):
-            raise ValueError(f'num_classes must be a positive int or None, '
-                             f'got {num_classes!r}')
-        if batch_size < 1:
-            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        check_choice(sample_mode, SAMPLE_MODES, 'text_bank.sample_mode')
+        check_int(num_classes, 'text_bank.num_classes', minimum=1,
+                  allow_none=True)
+        check_int(batch_size, 'text_bank.batch_size', minimum=1)
         self.texts = str(texts)
         self.encoder_name = encoder_name
         #: The encoder class registered as :attr:`encoder_name`.
@@ -331,15 +326,8 @@ class TextEmbeddingBank(nn.Module):
             ValueError: If the file has fewer classes than ``num_classes``.
         """
         if self._class_texts is None:
-            texts = load_class_texts(self.texts)
-            wanted = self.requested_num_classes
-            if wanted is not None:
-                if texts.num_classes < wanted:
-                    raise ValueError(
-                        f'text bank {self.texts!r}: num_classes={wanted} but '
-                        f'{texts.path} has only {texts.num_classes} classes')
-                texts = texts.subset(wanted)
-            self._class_texts = texts
+            self._class_texts = load_class_texts(self.texts,
+                                                 self.requested_num_classes)
         return self._class_texts
 
     @property
@@ -389,29 +377,6 @@ class TextEmbeddingBank(nn.Module):
         if self._untrained is None:
             self._untrained = bool(self.encoder_cls.untrained)
         return self._untrained
-
-    def check_num_classes(self, expected: int, owner: str = 'head') -> None:
-        """Raise unless the bank has ``expected`` classes.
-
-        Args:
-            expected (int): Number of classes of the owner.
-            owner (str): Who expects them, for the message. Defaults to
-                ``'head'``.
-
-        Raises:
-            ValueError: With both numbers and how to fix the config.
-        """
-        actual = self.num_classes
-        if actual == expected:
-            return
-        if actual > expected:
-            fix = (f'set num_classes={expected} in the text bank config to '
-                   f'use its first {expected} classes')
-        else:
-            fix = (f'use a class-text file with at least {expected} classes')
-        raise ValueError(
-            f'text bank {self.texts!r} has {actual} classes but the {owner} '
-            f'has {expected}: {fix}')
 
     # ------------------------------------------------------------------
     # Building
