@@ -25,8 +25,8 @@ Process patches, :func:`setup`, called by the tools (``tools/train.py``,
 :func:`~cocodiff_mm.engine.launch.prepare_to_run`; ``tools/infer.py``,
 ``tools/export_inference_ckpt.py``, ``tools/deployment/export_onnx.py`` and
 ``tools/benchmark_training.py`` directly) and by Python-API users before
-``Runner.from_cfg`` (``docs/python_api.md``). They change how the process
-runs, so importing the package leaves them off. ``setup(cfg)`` also fills in
+``Runner.from_cfg`` (``docs/user_guide.md``, "Using the Python API"). They
+change how the process runs, so importing the package leaves them off. ``setup(cfg)`` also fills in
 the config's device-dependent parts (:mod:`cocodiff_mm.engine.device`).
 
 * ``cpu_safe_set_device``: mmengine's ``_init_dist_pytorch`` calls

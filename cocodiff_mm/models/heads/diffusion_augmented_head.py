@@ -55,7 +55,7 @@ class DiffusionAugmentedHead(GCNHead):
     (``loss_rec``), generates same-class features through the diffusion
     chain, aligns them with the coarse texts (``loss_con``) and classifies
     them (``loss_gen_cls``; logged ``acc_generated``, ``ce_generated``).
-    See ``docs/method_notes_head.md``.
+    See ``docs/method.md`` (The head in detail).
 
     Args:
         num_classes (int): Number of classes.
