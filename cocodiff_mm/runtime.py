@@ -35,8 +35,11 @@ the config's device-dependent parts (:mod:`cocodiff_mm.engine.device`).
   file, so a full disk leaves a half-written checkpoint under the real name.
 * ``checkpoint_types``: ``torch.load`` defaults to ``weights_only=True``
   and mmengine checkpoints hold a few other objects (open-mmlab/mmengine#1655).
-* ``trusted_checkpoints``: only with ``COCODIFF_TRUST_CHECKPOINTS=1``, an
-  explicit opt-in to the full unpickler for checkpoints the user trusts.
+* ``trusted_checkpoints``: only with ``COCODIFF_TRUST_CHECKPOINTS`` set to
+  ``1``, ``true`` or ``yes``, an explicit opt-in to the full unpickler for
+  checkpoints the user trusts; unset, ``0``, ``false``, ``no`` and ``off``
+  leave it off, and any other value is a ``ConfigError`` (tools: one line,
+  exit 2) rather than a guess.
 * ``keep_freed_memory``: without CUDA, glibc hands a step's freed
   activations back to the system and page-faults them in again on the next
   step (``tools/benchmark_training.py``; figures in ``docs/results.md``).
@@ -214,7 +217,9 @@ def _use_atomic_local_files() -> bool:
 
 def _configure_checkpoint_loading() -> bool:
     """Allow-list mmengine's checkpoint types for ``weights_only=True``;
-    with ``COCODIFF_TRUST_CHECKPOINTS=1``, replace mmengine's local loader
+    with ``COCODIFF_TRUST_CHECKPOINTS`` on (see
+    :func:`~cocodiff_mm.engine.checkpoint_safety.trust_checkpoints_requested`,
+    which refuses a value it does not know), replace mmengine's local loader
     by the full unpickler, and say so (rank 0)."""
     from .engine.checkpoint_safety import (TRUST_ENV, load_trusted,
                                            mmengine_checkpoint_globals,

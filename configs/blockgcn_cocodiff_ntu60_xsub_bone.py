@@ -1,4 +1,6 @@
-_base_ = ['./blockgcn_ntu60_xsub_bone.py', './_base_/cocodiff_blockgcn.py']
+_base_ = [
+    './blockgcn_ntu60_xsub_bone.py', './_base_/cocodiff_blockgcn_ntu60.py'
+]
 model = dict(cls_head={{_base_.cocodiff_head}})
 optim_wrapper = {{_base_.cocodiff_optim_wrapper}}
 train_cfg = {{_base_.cocodiff_train_cfg}}

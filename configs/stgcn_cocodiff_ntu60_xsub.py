@@ -3,7 +3,7 @@
 _base_ = [
     'mmaction::skeleton/stgcn/'
     'stgcn_8xb16-joint-u100-80e_ntu60-xsub-keypoint-3d.py',
-    './_base_/cocodiff_stgcn.py'
+    './_base_/cocodiff_stgcn_ntu60.py'
 ]
 custom_imports = dict(imports=['cocodiff_mm'], allow_failed_imports=False)
 model = dict(cls_head={{_base_.cocodiff_head}})

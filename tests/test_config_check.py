@@ -9,7 +9,8 @@ import pytest
 from mmengine.config import Config
 
 from conftest import REPO
-from cocodiff_mm.engine.config_check import (check_class_texts,
+from cocodiff_mm.engine.config_check import (check_buildable,
+                                             check_class_texts,
                                              check_config_keys,
                                              check_stage_plan)
 from cocodiff_mm.utils.config_keys import ConfigError, ConfigKeyError
@@ -31,6 +32,10 @@ def test_every_shipped_config_passes(config):
     cfg = Config.fromfile(config)
     check_config_keys(cfg)
     check_stage_plan(cfg)
+    # What the Runner builds (model, optimizer, schedulers, hooks,
+    # pipelines, evaluators): the pre-run check refuses no shipped config.
+    check_buildable(cfg, ('train_dataloader', 'val_dataloader'))
+    check_buildable(cfg, ('test_dataloader', ))
 
 
 @pytest.mark.parametrize('option, message', [

@@ -32,7 +32,7 @@ CONFIGS: List[Path] = sorted((REPO / 'configs').glob('*.py'))
 
 #: Backbones the test knows how to shrink, and their output channels as a
 #: multiple of ``base_channels``.
-SHRINKABLE = dict(CTRGCN=4, STGCN=4, HDGCN=4, BlockGCN=2)
+SHRINKABLE = dict(CTRGCN=4, STGCN=4, HDGCN=4, BlockGCN=2, AAGCN=4)
 SMALL_BASE = 16
 SMALL_DIFFUSION_STEPS = 5
 
@@ -90,7 +90,8 @@ def minilm_bank_cache(text_bank_cache) -> Path:
         cfg = load_config(path)
         if is_cocodiff(cfg):
             head = cfg.model.cls_head
-            needed.add((head.text_bank.texts, head.num_classes))
+            needed.add((head.text_bank.texts, head.num_classes,
+                        head.text_bank.get('classes')))
     build_encoder = text_bank_module.build_text_encoder
     shared = MemoizedEncoder(build_encoder('minilm', device='cpu'))
 
@@ -101,9 +102,10 @@ def minilm_bank_cache(text_bank_cache) -> Path:
     # library's own build-and-save path, with one shared MiniLM.
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(text_bank_module, 'build_text_encoder', build_shared)
-        for texts, num_classes in sorted(needed):
+        for texts, num_classes, classes in sorted(needed, key=str):
             bank = TextEmbeddingBank(texts=texts, encoder='minilm',
                                      num_classes=num_classes,
+                                     classes=classes,
                                      cache_dir=str(text_bank_cache))
             bank.build()
             assert bank.num_classes == num_classes

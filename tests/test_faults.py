@@ -668,3 +668,600 @@ def test_train_refuses_an_annotation_pickle_that_would_run_code(tmp_path):
     assert _refusal(ann, 'an annotation pickle') in error
     assert not marker.exists()
     assert_no_work_dir(tmp_path / 'work')
+
+
+# --------------------------------------------------------------------------
+# No silently wrong result: non-finite losses, weights and scores stop the
+# run in one line, and --resume refuses a run of another plan or model
+# --------------------------------------------------------------------------
+#: Every stage of the CoCoDiff config for one epoch: 1 stage 0, 2 stage 1,
+#: 3 stage 2 (global, 1-based).
+ONE_EPOCH_STAGES = ['train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
+                    'train_cfg.stage2.epochs=1']
+FIRST_BACKBONE_PARAM = 'backbone.data_bn.weight'
+
+
+def poisoned_config(folder: Path, base: str, param: str, epoch: int,
+                    at: str) -> Path:
+    """``base`` plus :class:`PoisonHook` (``tests/helpers/poison_hook.py``):
+    ``param`` turns NaN at the ``at`` (start or end) of ``epoch``."""
+    from mmengine.config import Config
+
+    hooks = [dict(h) for h in Config.fromfile(str(REPO / base)).get(
+        'custom_hooks', [])]
+    hooks.append(dict(type='PoisonHook', param=param, epoch=epoch, at=at))
+    path = folder / 'poisoned.py'
+    path.write_text(
+        f'_base_ = [{str(REPO / base)!r}]\n'
+        "custom_imports = dict(imports=['cocodiff_mm', 'poison_hook'],"
+        ' allow_failed_imports=False)\n'
+        f'custom_hooks = {hooks!r}\n')
+    return path
+
+
+def assert_finite_checkpoints(work: Path) -> List[str]:
+    """Every checkpoint left in ``work`` has finite weights; their names."""
+    names = []
+    for path in sorted(work.glob('*.pth')):
+        state = torch.load(path, weights_only=False)['state_dict']
+        assert all(torch.isfinite(v).all() for v in state.values()
+                   if v.is_floating_point()), path.name
+        names.append(path.name)
+    return names
+
+
+def nan_copy(source: Path, target: Path, keys: Sequence[str]) -> Path:
+    """``source`` with the tensors ``keys`` set to NaN."""
+    saved = torch.load(source, weights_only=False)
+    for key in keys:
+        saved['state_dict'][key] = torch.full_like(saved['state_dict'][key],
+                                                   float('nan'))
+    torch.save(saved, target)
+    return target
+
+
+def test_a_non_finite_loss_stops_training_in_one_line(
+        ntu60_pickle, text_bank_cache, tmp_path):
+    """The temperature of L_con turns NaN at the start of stage 1: training
+    stops at that iteration, naming stage, epoch, iteration, the loss term
+    and the checkpoint to resume from; no best or stage-final checkpoint of
+    NaN weights is written (it used to train on and exit 0)."""
+    config = poisoned_config(tmp_path, COCODIFF,
+                             'cls_head.loss_text.logit_scale', epoch=2,
+                             at='start')
+    work = tmp_path / 'work'
+    error = one_error_line(run_tool(
+        'tools/train.py', str(config), '--work-dir', str(work),
+        '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
+        *ONE_EPOCH_STAGES, env=dict(PYTHONPATH=str(HELPERS))))
+    assert error.startswith(
+        'error: non-finite loss in stage 1 (diffusion on the frozen GCN), '
+        'epoch 2 (epoch 1/1 of the stage), iteration 1/'), error
+    assert 'loss_con = nan' in error and 'loss_rec' not in error
+    assert error.endswith(f'--resume {work / "epoch_1.pth"}'), error
+    assert assert_finite_checkpoints(work) == ['epoch_1.pth',
+                                               'stage0_final.pth']
+
+
+#: id -> (config, parameter turned NaN at the end of epoch 1 or 2, options,
+#: checkpoints left, the start of the error line).
+NAN_WEIGHT_CASES = {
+    # CheckpointHook's epoch_2.pth, and then the best checkpoint, of NaN
+    # weights (the loss is still finite: the weights turn NaN after the
+    # epoch's last iteration).
+    'epoch_and_best': (
+        BASELINE, FIRST_BACKBONE_PARAM, 2, ['train_cfg.max_epochs=2'],
+        ['best_acc_top1_epoch_1.pth', 'epoch_1.pth'],
+        f'error: non-finite weights after epoch 2: {FIRST_BACKBONE_PARAM}'),
+    # TwoStageLoop's stage0_final.pth: the denoiser, unused in stage 0,
+    # turns NaN without any loss doing so.
+    'stage_final': (
+        COCODIFF, 'cls_head.denoiser.in_proj.weight', 1,
+        [*ONE_EPOCH_STAGES, 'default_hooks.checkpoint.interval=10'], [],
+        'error: non-finite weights after stage 0 (baseline GCN), epoch 1 '
+        '(epoch 1/1 of the stage): cls_head.denoiser.in_proj.weight'),
+}
+
+
+@pytest.mark.parametrize('case', list(NAN_WEIGHT_CASES))
+def test_non_finite_weights_are_never_saved(ntu60_pickle, text_bank_cache,
+                                            tmp_path, case):
+    base, param, epoch, options, left, start = NAN_WEIGHT_CASES[case]
+    config = poisoned_config(tmp_path, base, param, epoch, at='end')
+    work = tmp_path / 'work'
+    banks = text_bank_cache if base == COCODIFF else None
+    error = one_error_line(run_tool(
+        'tools/train.py', str(config), '--work-dir', str(work),
+        '--cfg-options', *tiny_options(ntu60_pickle, banks), *options,
+        env=dict(PYTHONPATH=str(HELPERS))))
+    assert error.startswith(start), error
+    assert 'refusing to save' in error
+    assert assert_finite_checkpoints(work) == left
+    if left:
+        assert error.endswith(f'--resume {work / "epoch_1.pth"}'), error
+        assert (work / 'last_checkpoint').read_text().strip() == str(
+            work / 'epoch_1.pth')
+    else:
+        assert 'no checkpoint was saved yet' in error
+
+
+def test_test_refuses_non_finite_scores(checkpoint, ntu60_pickle, tmp_path):
+    """NaN weights evaluated anyway (--non-strict skips the load check):
+    the scores are refused before any metric or dump is written
+    (mmaction's AccMetric reported 0.125, argmax of NaN being class 0)."""
+    bad = nan_copy(checkpoint, tmp_path / 'nan.pth', ['cls_head.fc.bias'])
+    dump, metrics = tmp_path / 'preds.pkl', tmp_path / 'metrics.json'
+    result = run_tool('tools/test.py', BASELINE, str(bad), '--non-strict',
+                      '--work-dir', str(tmp_path / 'work'), '--dump',
+                      str(dump), '--metrics-out', str(metrics),
+                      '--cfg-options', *tiny_options(ntu60_pickle))
+    error = one_error_line(result)
+    assert error.startswith(f'error: {bad}: 60 of 60 test samples have '
+                            'non-finite scores (NaN/inf)'), error
+    assert 'acc/top1:' not in result.stdout + result.stderr
+    assert not dump.exists() and not metrics.exists()
+
+
+#: Where a checkpoint of NaN weights is loaded -> what the line adds.
+NAN_READERS = {
+    'test': (_test_command, ''),
+    'resume': (_resume_command, ''),
+    'load_from': (_load_from_command, ''),
+    'pretrained': (_pretrained_command, ' (train_cfg.pretrained)'),
+}
+
+
+@pytest.mark.parametrize('reader', list(NAN_READERS))
+def test_a_checkpoint_of_nan_weights_is_refused_when_loaded(
+        checkpoint, ntu60_pickle, text_bank_cache, tmp_path, reader):
+    bad = nan_copy(checkpoint, tmp_path / 'nan.pth',
+                   [FIRST_BACKBONE_PARAM, 'cls_head.fc.weight'])
+    command, suffix = NAN_READERS[reader]
+    error = one_error_line(run_tool(
+        *command(bad, tmp_path, ntu60_pickle, text_bank_cache)))
+    assert error.startswith(
+        f'error: {bad}: non-finite weights (NaN/inf) in 2 tensors '
+        f'({FIRST_BACKBONE_PARAM}, cls_head.fc.weight)'), error
+    assert error.endswith(suffix)
+    assert_no_work_dir(tmp_path / 'work')
+
+
+@pytest.fixture(scope='module')
+def cocodiff_run(tmp_path_factory, ntu60_pickle, text_bank_cache) -> Path:
+    """Work dir of the tiny CoCoDiff config, one epoch per stage."""
+    work = tmp_path_factory.mktemp('cocodiff_one_epoch_stages')
+    run_ok('tools/train.py', COCODIFF, '--work-dir', str(work),
+           '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
+           *ONE_EPOCH_STAGES)
+    return work
+
+
+def _copy_run(source: Path, target: Path) -> Dict[str, bytes]:
+    """Copy a work dir's checkpoints; returns their bytes by name."""
+    target.mkdir()
+    files = {p.name: p.read_bytes() for p in source.glob('*.pth')}
+    for name, data in files.items():
+        (target / name).write_bytes(data)
+    (target / 'last_checkpoint').write_text(str(target / 'epoch_3.pth'))
+    return files
+
+
+def test_resume_with_another_stage_plan_is_refused(
+        cocodiff_run, ntu60_pickle, text_bank_cache, tmp_path):
+    """Longer stage 0 on --resume: refused, saying what differs and the way
+    out; nothing in the work dir is touched (it went back to stage 0 on a
+    model whose stage 1 had run and overwrote both stage finals)."""
+    work = tmp_path / 'work'
+    before = _copy_run(cocodiff_run, work)
+    error = one_error_line(run_tool(
+        'tools/train.py', COCODIFF, '--work-dir', str(work), '--resume',
+        '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
+        *ONE_EPOCH_STAGES, 'train_cfg.stage0.epochs=2'))
+    assert error.startswith(
+        f'error: --resume {work / "epoch_3.pth"}: the checkpoint was '
+        'trained with another plan or model: plan.stage0.end: 1 '
+        '(checkpoint) vs 2 (config)'), error
+    assert '--replan' in error
+    assert {p.name: p.read_bytes() for p in work.glob('*.pth')} == before
+    assert not list(work.glob('*/*.log'))
+
+
+def test_resume_with_another_model_is_refused(cocodiff_run, ntu60_pickle,
+                                              text_bank_cache, tmp_path):
+    error = one_error_line(run_tool(
+        'tools/train.py', COCODIFF, '--work-dir', str(tmp_path / 'work'),
+        '--resume', str(cocodiff_run / 'epoch_2.pth'), '--cfg-options',
+        *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_STAGES,
+        *WIDER))
+    assert 'model.backbone.base_channels: 8 (checkpoint) vs 16 (config)' \
+        in error and 'model.cls_head.in_channels: 32 (checkpoint) vs 64 ' \
+        '(config)' in error, error
+    assert_no_work_dir(tmp_path / 'work')
+
+
+def test_replan_resumes_into_the_new_plan(cocodiff_run, ntu60_pickle,
+                                          text_bank_cache, tmp_path):
+    """The way out: --replan continues under the new plan, and the new
+    checkpoints record it."""
+    work = tmp_path / 'work'
+    run_ok('tools/train.py', COCODIFF, '--work-dir', str(work), '--resume',
+           str(cocodiff_run / 'epoch_2.pth'), '--replan', '--cfg-options',
+           *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_STAGES,
+           'train_cfg.stage2.epochs=2')
+    log = read_log(work)
+    assert 'Stage 2 (fresh GCN + fine-tuned diffusion): epoch 2/2' in log
+    plan = torch.load(work / 'epoch_4.pth',
+                      weights_only=False)['meta']['cocodiff_run']['plan']
+    assert plan['stage2'] == dict(begin=2, end=4, objective='joint',
+                                  faithfulness_target=None)
+
+
+def test_resume_of_a_checkpoint_without_a_plan_warns(checkpoint,
+                                                     ntu60_pickle, tmp_path):
+    """Checkpoints written before plans were recorded still resume."""
+    saved = torch.load(checkpoint, weights_only=False)
+    saved['meta'].pop('cocodiff_run', None)
+    old = tmp_path / 'old.pth'
+    torch.save(saved, old)
+    result = run_ok('tools/train.py', BASELINE, '--work-dir',
+                    str(tmp_path / 'work'), '--resume', str(old),
+                    '--cfg-options', *tiny_options(ntu60_pickle),
+                    'train_cfg.max_epochs=2')
+    assert (f'warning: --resume {old} records no plan or model (written '
+            'before they were recorded): not checked against the config'
+            ) in result.stderr
+    assert (tmp_path / 'work' / 'epoch_2.pth').is_file()
+
+
+def test_load_from_of_another_width_is_refused(checkpoint, ntu60_pickle,
+                                               tmp_path):
+    """load_from is checked as strictly as tools/test.py (it trained a
+    mostly random model, with 'size mismatch' lines in the log only)."""
+    error = one_error_line(run_tool(
+        'tools/train.py', BASELINE, '--work-dir', str(tmp_path / 'work'),
+        '--cfg-options', *tiny_options(ntu60_pickle), *WIDER,
+        f'load_from={checkpoint}'))
+    assert error.startswith(f'error: {checkpoint} does not match the model:')
+    assert 'shape mismatches (backbone.' in error
+    assert error.endswith('(--non-strict loads it anyway)')
+    assert_no_work_dir(tmp_path / 'work')
+
+
+def test_train_non_strict_loads_another_width_anyway(checkpoint,
+                                                     ntu60_pickle, tmp_path):
+    result = run_ok('tools/train.py', BASELINE, '--work-dir',
+                    str(tmp_path / 'work'), '--non-strict', '--cfg-options',
+                    *tiny_options(ntu60_pickle), *WIDER,
+                    f'load_from={checkpoint}', 'train_cfg.max_epochs=1')
+    assert 'size mismatch' in result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------
+# Every config and command-line value is checked before the Runner: one
+# ConfigError line, exit 2, the key named, no work dir (issue 24)
+# --------------------------------------------------------------------------
+#: Short stages, so a run that is not refused would end in seconds.
+SHORT_STAGES = ['train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
+                'train_cfg.stage2.epochs=1']
+
+#: --cfg-options of the CoCoDiff config -> fragments of the error line. The
+#: first six were found by the issue; the others are new cases of the same
+#: causes (a constructor's refusal, a misspelt argument of a registered
+#: part, a loader value, a stage plan), so the check is not a list.
+BAD_VALUE_CASES = {
+    'text_mode': ('model.cls_head.text_mode=foo',
+                  ['model.cls_head.text_mode',
+                   "('both', 'fine', 'coarse', 'none')", "'foo'"]),
+    'num_steps': ('model.cls_head.diffusion.num_steps=-3',
+                  ['model.cls_head.diffusion', 'num_steps', '>= 1', '-3']),
+    'batch_size': ('train_dataloader.batch_size=0',
+                   ['train_dataloader.batch_size', '>= 1', 'got 0']),
+    'optimizer_typo': ('optim_wrapper.optimizer.lrr=0.1',
+                       ['optim_wrapper.optimizer.lrr is not an option',
+                        "did you mean 'lr'"]),
+    'stage2_epochs': ('train_cfg.stage2.epochs=0',
+                      ['train_cfg.stage2.epochs']),
+    'stage1_source': ('train_cfg.stage1_source=foo',
+                      ['train_cfg.stage1_source',
+                       "('pretrained', 'untrained', 'none')"]),
+    'num_workers': ('train_dataloader.num_workers=-1',
+                    ['train_dataloader.num_workers', '>= 0', 'got -1']),
+    'val_batch_size': ('val_dataloader.batch_size=0',
+                       ['val_dataloader.batch_size', '>= 1']),
+    'diffusion_optimizer_typo': (
+        'optim_wrapper.diffusion.optimizer.weight_decy=0',
+        ['optim_wrapper.diffusion.optimizer.weight_decy is not an option',
+         "did you mean 'weight_decay'"]),
+    'backbone_channels': ('model.backbone.base_channels=6',
+                          ['model.backbone', 'divisible']),
+    'backbone_choice': ('model.backbone.data_bn_type=foo',
+                        ['model.backbone', "'MVC', 'VC' or 'none'"]),
+    'scheduler_typo': ('param_scheduler.1.gama=0.5',
+                       ['param_scheduler[1].gama is not an option',
+                        "did you mean 'gamma'"]),
+    'transform_typo': ('train_dataloader.dataset.pipeline.2.clip_lenn=16',
+                       ['train_dataloader.dataset.pipeline[2].clip_lenn is '
+                        "not an option", "did you mean 'clip_len'"]),
+    'hook_value': ('custom_hooks.0.warmup_epochs=-1',
+                   ['custom_hooks[0]', 'warmup_epochs', '>= 0']),
+    'loss_weight': ('model.cls_head.loss_rec_weight=foo',
+                    ['model.cls_head.loss_rec_weight must be a number',
+                     "got 'foo'"]),
+    'zero_channels': ('model.backbone.base_channels=0',
+                      ['model.backbone.base_channels', '>= 1', 'got 0']),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_VALUE_CASES))
+def test_a_bad_config_value_is_one_line_before_the_work_dir(
+        ntu60_pickle, text_bank_cache, tmp_path, case):
+    option, fragments = BAD_VALUE_CASES[case]
+    work_dir = tmp_path / 'work'
+    result = run_tool(
+        'tools/train.py', COCODIFF, '--work-dir', str(work_dir),
+        '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
+        *SHORT_STAGES, option, timeout=300, env=dict(OMP_NUM_THREADS='1'))
+    error = one_error_line(result)
+    assert error.startswith(f'error: {COCODIFF}: '), error
+    for fragment in fragments:
+        assert fragment in error, (fragment, error)
+    assert not work_dir.exists()
+
+
+def _without_launcher_env() -> None:
+    names = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+    if any(name in os.environ for name in names):
+        pytest.skip('this shell is inside a torchrun launch')
+
+
+#: id -> (arguments after tools/train.py, fragments of the error line).
+BAD_COMMAND_CASES = {
+    'missing_config': (['configs/ctrgcn_ntu60_xsbu.py'],
+                       ['config file configs/ctrgcn_ntu60_xsbu.py does not '
+                        'exist']),
+    'option_without_equals': ([BASELINE, '--cfg-options',
+                               'train_cfg.max_epochs', '2'],
+                              ['--cfg-options', "'train_cfg.max_epochs'",
+                               'key=value']),
+    'launcher_without_torchrun': ([BASELINE, '--launcher', 'pytorch'],
+                                  ['--launcher pytorch', 'RANK',
+                                   'WORLD_SIZE', 'MASTER_ADDR', 'torchrun']),
+    'amp_without_cuda': ([BASELINE, '--amp'], ['--amp', 'CUDA']),
+    'work_dir_under_a_file': ([BASELINE, '--work-dir', '{file}/work'],
+                              ['--work-dir {file}/work', 'is a file']),
+}
+
+
+@pytest.mark.parametrize('case', list(BAD_COMMAND_CASES))
+def test_a_bad_command_line_is_one_line_before_the_work_dir(tmp_path, case):
+    arguments, fragments = BAD_COMMAND_CASES[case]
+    if case == 'amp_without_cuda' and torch.cuda.is_available():
+        pytest.skip('CUDA is available here')
+    if case == 'launcher_without_torchrun':
+        _without_launcher_env()
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    arguments = [a.replace('{file}', str(blocker)) for a in arguments]
+    fragments = [f.replace('{file}', str(blocker)) for f in fragments]
+    work_dir = tmp_path / 'work'
+    if '--work-dir' not in arguments:
+        arguments += ['--work-dir', str(work_dir)]
+    error = one_error_line(run_tool('tools/train.py', *arguments,
+                                    timeout=120))
+    for fragment in fragments:
+        assert fragment in error, (fragment, error)
+    assert not work_dir.exists()
+    assert blocker.read_text() == 'x'
+
+
+def test_test_refuses_unwritable_outputs_before_evaluation(
+        ntu60_pickle, tmp_path):
+    """Every output of tools/test.py is checked before the model is built
+    or the checkpoint read (the checkpoint here is not even one)."""
+    checkpoint = tmp_path / 'any.pth'
+    checkpoint.write_bytes(b'not read')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('x')
+    outputs = {'--dump': (f'{blocker}/preds.pkl', 'is a file'),
+               '--metrics-out': (str(tmp_path), 'is a folder'),
+               '--work-dir': (f'{blocker}/work', 'is a file')}
+    for option, (path, why) in outputs.items():
+        result = run_tool('tools/test.py', BASELINE, str(checkpoint),
+                          '--work-dir', str(tmp_path / 'work'), option,
+                          path, '--cfg-options', *tiny_options(ntu60_pickle),
+                          timeout=120)
+        error = one_error_line(result)
+        assert error.startswith(f'error: {option} {path}: '), error
+        assert why in error, error
+        assert 'acc/top1' not in result.stdout + result.stderr
+        assert not (tmp_path / 'work').exists()
+    assert sorted(os.listdir(tmp_path)) == ['a_file', 'any.pth']
+
+
+# --------------------------------------------------------------------------
+# One run per work dir
+# --------------------------------------------------------------------------
+def test_the_work_dir_lock_refuses_a_second_holder_and_cleans_up(tmp_path):
+    import socket
+
+    from cocodiff_mm.engine.work_dir_lock import (WorkDirInUseError,
+                                                  WorkDirLock)
+
+    work = tmp_path / 'work'
+    with WorkDirLock(work) as lock:
+        assert (work / '.lock').is_file()
+        with pytest.raises(WorkDirInUseError) as info:
+            WorkDirLock(work).acquire()
+        message = str(info.value)
+        assert f'pid {os.getpid()} on {socket.gethostname()}' in message
+        assert str(work) in message and 'since ' in message
+        assert lock.held
+    # Released: the lock file and the folder it made are gone.
+    assert not work.exists()
+    WorkDirLock(work).acquire().release()
+
+
+def _dead_pid() -> int:
+    import sys
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()
+    return process.pid
+
+
+def _stale_lock(work: Path, pid: int) -> Path:
+    import json
+    import socket
+
+    work.mkdir(parents=True, exist_ok=True)
+    lock = work / '.lock'
+    lock.write_text(json.dumps(dict(pid=pid, host=socket.gethostname(),
+                                    since='2024-01-01T00:00:00')))
+    return lock
+
+
+def test_a_stale_lock_is_taken_over_with_a_warning(tmp_path, capsys):
+    import json
+
+    from cocodiff_mm.engine.work_dir_lock import WorkDirLock
+
+    work = tmp_path / 'work'
+    pid = _dead_pid()
+    _stale_lock(work, pid)
+    with WorkDirLock(work):
+        assert json.loads((work / '.lock').read_text())['pid'] == os.getpid()
+    warning = capsys.readouterr().err
+    assert warning.startswith(f'warning: {work}: taking over the lock of '
+                              f'pid {pid} on ')
+    assert 'no longer running' in warning
+    assert not (work / '.lock').exists() and work.is_dir()
+
+
+def test_train_refuses_a_work_dir_another_run_holds(ntu60_pickle, tmp_path):
+    """tools/train.py while another run (here: this process) holds the work
+    dir: refused naming the holder, nothing of the holder's touched."""
+    import socket
+
+    from cocodiff_mm.engine.work_dir_lock import WorkDirLock
+
+    work = tmp_path / 'work'
+    with WorkDirLock(work):
+        (work / 'epoch_1.pth').write_bytes(b'the other run')
+        error = one_error_line(run_tool(
+            'tools/train.py', BASELINE, '--work-dir', str(work),
+            '--cfg-options', *tiny_options(ntu60_pickle),
+            'train_cfg.max_epochs=1', timeout=300))
+        assert error.startswith(f'error: --work-dir {work} is in use by '
+                                f'another run: pid {os.getpid()} on '
+                                f'{socket.gethostname()} since ')
+        assert sorted(p.name for p in work.iterdir()) == ['.lock',
+                                                          'epoch_1.pth']
+        assert (work / 'epoch_1.pth').read_bytes() == b'the other run'
+
+
+def test_train_takes_over_a_stale_lock_and_releases_it(ntu60_pickle,
+                                                       tmp_path):
+    work = tmp_path / 'work'
+    pid = _dead_pid()
+    _stale_lock(work, pid)
+    result = run_ok('tools/train.py', BASELINE, '--work-dir', str(work),
+                    '--cfg-options', *tiny_options(ntu60_pickle),
+                    'train_cfg.max_epochs=1', timeout=300,
+                    env=dict(OMP_NUM_THREADS='1'))
+    assert f'warning: {work}: taking over the lock of pid {pid}' \
+        in result.stderr
+    assert (work / 'epoch_1.pth').is_file() and not (work / '.lock').exists()
+
+
+# --------------------------------------------------------------------------
+# COCODIFF_TRUST_CHECKPOINTS takes explicit values only
+# --------------------------------------------------------------------------
+TRUST_VALUES = {'1': True, 'true': True, ' YES ': True, 'True': True,
+                '': False, '0': False, 'false': False, 'no': False,
+                'OFF': False, ' False ': False}
+
+
+@pytest.mark.parametrize('value', list(TRUST_VALUES))
+def test_the_trust_variable_takes_explicit_values(monkeypatch, value):
+    from cocodiff_mm.engine.checkpoint_safety import (
+        TRUST_ENV, trust_checkpoints_requested)
+
+    monkeypatch.setenv(TRUST_ENV, value)
+    assert trust_checkpoints_requested() is TRUST_VALUES[value]
+
+
+@pytest.mark.parametrize('value', ['2', 'enable', 'nein'])
+def test_another_trust_value_is_one_line(tmp_path, value):
+    checkpoint = tmp_path / 'any.pth'
+    checkpoint.write_bytes(b'not read')
+    work_dir = tmp_path / 'work'
+    error = one_error_line(run_tool(
+        'tools/test.py', BASELINE, str(checkpoint), '--work-dir',
+        str(work_dir), timeout=120,
+        env=dict(COCODIFF_TRUST_CHECKPOINTS=value)))
+    assert error.startswith(f'error: COCODIFF_TRUST_CHECKPOINTS={value!r}'), \
+        error
+    for allowed in ("'1'", "'true'", "'yes'", "'0'", "'false'", "'no'",
+                    "'off'"):
+        assert allowed in error, error
+    assert not work_dir.exists()
+
+
+# --------------------------------------------------------------------------
+# Data wrong in meaning, not in shape (issue 24, cause 7)
+# --------------------------------------------------------------------------
+def test_a_config_without_texts_for_its_classes_exits_2(tmp_path):
+    """A 10-class CoCoDiff config that forgets ``text_bank.texts`` inherits
+    the base's NTU-120 texts: refused, not trained on their first 10."""
+    config = tmp_path / 'mine_cocodiff.py'
+    config.write_text(
+        f"_base_ = ['{REPO}/configs/ctrgcn_demo.py',\n"
+        f"          '{REPO}/configs/_base_/cocodiff.py']\n"
+        'model = dict(cls_head={{_base_.cocodiff_head}})\n'
+        'optim_wrapper = {{_base_.cocodiff_optim_wrapper}}\n'
+        'train_cfg = {{_base_.cocodiff_train_cfg}}\n')
+    work_dir = tmp_path / 'work'
+    error = one_error_line(run_tool(
+        'tools/train.py', str(config), '--work-dir', str(work_dir),
+        '--cfg-options', 'model.cls_head.num_classes=10', timeout=120))
+    assert error.startswith(
+        f"error: {config}: model.cls_head.text_bank.texts='ntu120': "), error
+    assert 'have 120 classes but the head has 10' in error, error
+    assert 'text_bank.classes=10' in error, error
+    assert not work_dir.exists()
+
+
+def test_an_all_zero_clip_is_one_warning_line_or_an_error(tmp_path):
+    """One ``warning:`` line naming the clip, whatever Python's warning
+    filters say (``run_tool`` sets ``PYTHONWARNINGS=ignore``); with
+    ``data_check.fail_on_empty=True`` an error naming it, before the
+    Runner."""
+    def zero(sample: Dict) -> None:
+        sample['keypoint'] = np.zeros_like(sample['keypoint'])
+
+    ann_file = write_pickle(tmp_path / 'ntu60_3d.pkl',
+                            _with_first_sample(zero)())
+    files = ['--cfg-options', f'{TRAIN_FIELD}={ann_file}',
+             f'val_dataloader.dataset.ann_file={ann_file}']
+    # The absent --resume checkpoint stops the run right after the data
+    # check, so nothing trains.
+    result = run_tool('tools/train.py', BASELINE, '--work-dir',
+                      str(tmp_path / 'work'), '--resume',
+                      str(tmp_path / 'absent.pth'), *files, timeout=120)
+    warnings = [line for line in result.stderr.splitlines()
+                if line.startswith('warning: ')]
+    assert len(warnings) == 1, result.stderr[-3000:]
+    assert warnings[0].startswith(
+        f'warning: {ann_file}: 1 of 120 clips are empty: 1 all-zero '
+        f'({FIRST_SAMPLE});'), warnings
+    assert 'absent.pth does not exist' in one_error_line(result)
+
+    work_dir = tmp_path / 'refused'
+    result = run_tool('tools/train.py', BASELINE, '--work-dir',
+                      str(work_dir), *files,
+                      'data_check.fail_on_empty=True', timeout=120)
+    error = one_error_line(result)
+    assert str(ann_file) in error, error
+    assert f'[{FIRST_SAMPLE}] keypoint: all-zero clip' in result.stderr
+    assert 'data_check.fail_on_empty=True' in result.stderr
+    assert 'warning: ' not in result.stderr
+    assert_no_work_dir(work_dir)

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
@@ -19,12 +20,15 @@ from cocodiff_mm.engine import device as device_module
 from cocodiff_mm.engine.device import configure_device
 from cocodiff_mm.engine.preflight import (MAX_LISTED, PreflightError,
                                           check_data, prepare_hint)
+from cocodiff_mm.utils.config_keys import ConfigError
 from conftest import make_skeleton_annotations, write_pickle
 
 REPO = Path(__file__).resolve().parents[1]
 NTU60_CONFIG = REPO / 'configs' / 'ctrgcn_ntu60_xsub.py'
 LOADERS = ('train_dataloader', 'val_dataloader')
 TRAIN_FIELD = 'train_dataloader.dataset.ann_file'
+#: Name of the first generated sample (class 0, performer 1).
+FIRST_SAMPLE = 'S001C001P001R001A001'
 
 
 # --------------------------------------------------------------------------
@@ -160,6 +164,59 @@ def test_check_data_2d_keypoints_with_score(tmp_path):
     path = write_pickle(tmp_path / 'kinetics_plain_2d.pkl', plain)
     with pytest.raises(PreflightError, match=r'\(expected 3\)'):
         check_data(with_ann_file(cfg, path), LOADERS)
+
+
+def _with_an_all_zero_clip(tmp_path: Path) -> Path:
+    """An NTU-60 pickle whose first clip is all zeros (no body detected)."""
+    data = make_skeleton_annotations(60, per_class=2, frames=4)
+    first = data['annotations'][0]
+    first['keypoint'] = np.zeros_like(first['keypoint'])
+    return write_pickle(tmp_path / 'ntu60_3d.pkl', data)
+
+
+def test_an_all_zero_clip_is_one_warning_line(ntu60_cfg, tmp_path, capsys):
+    """Printed, not left to Python's warning filters: once per file (the
+    train and val loaders read the same one), on one line, with its name."""
+    path = _with_an_all_zero_clip(tmp_path)
+    check_data(with_ann_file(ntu60_cfg, path), LOADERS)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f'warning: {path}: 1 of 120 clips are empty: '
+                               f'1 all-zero ({FIRST_SAMPLE});')
+    assert 'data_check.fail_on_empty=True' in lines[0]
+
+
+def test_fail_on_empty_makes_an_all_zero_clip_an_error(ntu60_cfg, tmp_path,
+                                                       capsys):
+    path = _with_an_all_zero_clip(tmp_path)
+    cfg = with_ann_file(ntu60_cfg, path)
+    cfg.data_check = dict(fail_on_empty=True)
+    with pytest.raises(PreflightError) as info:
+        check_data(cfg, LOADERS)
+    message = str(info.value)
+    assert f'annotation file {path} ({TRAIN_FIELD})' in message
+    assert f'[{FIRST_SAMPLE}] keypoint: all-zero clip' in message
+    assert 'data_check.fail_on_empty=True' in message
+    assert capsys.readouterr().err == ''  # an error, not also a warning
+    cfg.data_check = dict(fail_on_empty=False)
+    check_data(cfg, LOADERS)
+
+
+@pytest.mark.parametrize('options, expected', [
+    (dict(fail_on_emtpy=True), "data_check.fail_on_emtpy is not an option "
+     "(did you mean 'fail_on_empty'?)"),
+    (dict(fail_on_empty='yes'),
+     "data_check.fail_on_empty must be True or False, got 'yes'"),
+    (True, 'data_check must be a dict, e.g. dict(fail_on_empty=True), got '
+     'True'),
+])
+def test_data_check_options_are_checked(ntu60_cfg, ntu60_pickle, options,
+                                        expected):
+    cfg = with_ann_file(ntu60_cfg, ntu60_pickle)
+    cfg.data_check = options
+    with pytest.raises(ConfigError) as info:
+        check_data(cfg, LOADERS)
+    assert str(info.value).startswith(f'{cfg.filename}: {expected}')
 
 
 def test_prepare_hints():

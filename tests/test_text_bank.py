@@ -11,6 +11,7 @@ os.environ['HF_HUB_OFFLINE'] = '1'  # before anything imports huggingface_hub
 import importlib.util  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import re  # noqa: E402
 import sys  # noqa: E402
 import zlib  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -50,6 +51,7 @@ TOY = {
          'fine': ['A person swings one leg forward to kick.']},
     ],
 }
+TOY_FINE = tuple(tuple(entry['fine']) for entry in TOY['classes'])
 
 
 def write_texts(folder: Path, content: dict = None,
@@ -204,6 +206,66 @@ def test_packaged_ntu120_texts():
     assert texts.num_classes == 120
     assert texts.subset(60).num_classes == 60
     assert texts.subset(60).labels == texts.labels[:60]
+
+
+def test_more_classes_than_the_head_are_refused_unless_chosen(tmp_path):
+    """A file with more classes than the head (a config that forgot its
+    texts) is refused; ``classes`` says which of them the head takes."""
+    path = write_texts(tmp_path)
+    with pytest.raises(ValueError) as info:
+        load_class_texts(path, 2)
+    message = str(info.value)
+    assert str(path) in message and 'have 3 classes' in message
+    assert 'the head has 2 (num_classes=2)' in message
+    assert 'text_bank.classes=2' in message
+    assert load_class_texts(path, 3) == load_class_texts(path)
+
+    first_two = load_class_texts(path, 2, classes=2)
+    assert first_two == load_class_texts(path).subset(2)
+    assert load_class_texts(path, classes=2) == first_two
+    picked = load_class_texts(path, 2, classes=[2, 0])
+    assert picked.labels == ('kicking', 'drink water')
+    assert picked.fine == (TOY_FINE[2], TOY_FINE[0])
+
+
+@pytest.mark.parametrize('num_classes, classes, expected', [
+    (3, 2, 'text_bank.classes=2 takes 2 classes but the head has 3'),
+    (2, [0, 1, 2], 'takes 3 classes but the head has 2'),
+    (None, 4, 'have only 3 classes; cannot take the first 4'),
+    (2, [0, 3], 'text_bank.classes[1]=3 is not a class index of'),
+    (2, [1, 1], 'text_bank.classes[1]=1 repeats classes[0]'),
+    (2, 'first', 'must be None, an int >= 1 or a list of class indices'),
+    (1, True, 'must be None, an int >= 1 or a list of class indices'),
+    (1, [], 'must be None, an int >= 1 or a list of class indices'),
+])
+def test_bad_class_choices_are_refused(tmp_path, num_classes, classes,
+                                       expected):
+    path = write_texts(tmp_path)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        load_class_texts(path, num_classes, classes=classes)
+
+
+@pytest.mark.parametrize('edit, expected', [
+    (lambda d: d['classes'][2].update(label=' reading '),
+     "classes[2] (label ' reading '): duplicate label, already used by "
+     "classes[1] (label 'reading')"),
+    (lambda d: d['classes'][2].update(
+        fine=[f'  {t}' for t in reversed(TOY_FINE[1])]),
+     "classes[2] (label 'kicking'): the same fine texts as classes[1] "
+     "(label 'reading'): the texts must tell the classes apart"),
+    (lambda d: d['classes'][1].update(coarse=['drinking ', 'drink water']),
+     "classes[1] (label 'reading'): the same coarse texts as classes[0] "
+     "(label 'drink water'): the texts must tell the classes apart"),
+])
+def test_classes_with_identical_texts_are_refused(tmp_path, edit, expected):
+    """Labels and texts are compared after trimming whitespace; a class's
+    texts are compared as a whole, in any order."""
+    content = json.loads(json.dumps(TOY))
+    edit(content)
+    path = write_texts(tmp_path, content)
+    with pytest.raises(ValueError) as info:
+        load_class_texts(path)
+    assert str(info.value) == f'{path}: {expected}'
 
 
 # ----------------------------------------------------------------------
@@ -472,11 +534,16 @@ def test_save_bank_file_rejects_inconsistent_tensors(tmp_path):
 # ----------------------------------------------------------------------
 # Bank: class counts
 # ----------------------------------------------------------------------
-def test_num_classes_subset(tmp_path, fake_encoders):
+def test_classes_subset(tmp_path, fake_encoders):
     path = write_texts(tmp_path)
-    bank = TextEmbeddingBank(texts=str(path), num_classes=2,
+    refused = TextEmbeddingBank(texts=str(path), num_classes=2,
+                                cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match='have 3 classes but the head has 2'):
+        refused.build()
+    bank = TextEmbeddingBank(texts=str(path), num_classes=2, classes=2,
                              cache_dir=str(tmp_path))
     assert bank.num_classes == 2 and not bank.is_built
+    assert 'classes=2' in repr(bank)
     bank.build()
     assert bank.num_classes == 2
     assert bank.fine_counts.tolist() == [2, 3]

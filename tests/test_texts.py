@@ -263,3 +263,70 @@ def test_class_order_matches_official_list(name):
         f'{path.name}: labels differ from the official order at (index, '
         f'got, expected): {wrong[:5]}')
 
+
+
+# --------------------------------------------------------------------------
+# Which classes of a text file a config's head takes
+# --------------------------------------------------------------------------
+COCODIFF_CONFIGS = sorted((REPO / 'configs').glob('*cocodiff*.py'))
+
+
+def _raw_classes(name: str) -> list:
+    """A packaged file's classes read as plain JSON, not by the loader."""
+    path = TEXTS_DIR / f'{name}.json'
+    return json.loads(path.read_text(encoding='utf-8'))['classes']
+
+
+def test_a_config_without_texts_is_refused_for_a_smaller_head(tmp_path):
+    """A dataset config that forgets ``text_bank.texts`` inherits the
+    base's ``'ntu120'``: its 120 classes are refused for a 10-class head
+    instead of training on NTU-120's first 10 classes' texts."""
+    from mmengine.config import Config
+
+    from cocodiff_mm.engine.config_check import check_class_texts
+    from cocodiff_mm.utils.config_keys import ConfigError
+
+    leaf = tmp_path / 'mine_cocodiff.py'
+    leaf.write_text(
+        f"_base_ = ['{REPO}/configs/ctrgcn_demo.py',\n"
+        f"          '{REPO}/configs/_base_/cocodiff.py']\n"
+        'model = dict(cls_head={{_base_.cocodiff_head}})\n')
+    cfg = Config.fromfile(str(leaf))
+    cfg.model.cls_head.num_classes = 10
+    assert cfg.model.cls_head.text_bank.texts == 'ntu120'
+    with pytest.raises(ConfigError) as info:
+        check_class_texts(cfg)
+    message = str(info.value)
+    assert message.startswith(
+        f"{leaf}: model.cls_head.text_bank.texts='ntu120': ")
+    assert 'have 120 classes but the head has 10' in message
+    assert 'text_bank.classes=10' in message and '\n' not in message
+
+
+@pytest.mark.parametrize('path', COCODIFF_CONFIGS, ids=lambda p: p.stem)
+def test_shipped_configs_take_the_classes_they_mean(path):
+    """Every shipped CoCoDiff config passes the pre-run check, and its bank
+    holds the file's first ``num_classes`` classes, in file order, with the
+    file's texts: all of them, or (NTU-60) NTU-120's first 60, said in the
+    config with ``text_bank.classes=60``."""
+    from mmengine.config import Config
+
+    from cocodiff_mm.engine.config_check import check_class_texts
+    from cocodiff_mm.models.text.text_bank import TextEmbeddingBank
+
+    cfg = Config.fromfile(str(path))
+    check_class_texts(cfg)
+    head = cfg.model.cls_head
+    bank = TextEmbeddingBank(**dict(head.text_bank,
+                                    num_classes=head.num_classes))
+    raw = _raw_classes(bank.texts)
+    if head.num_classes < len(raw):
+        assert (bank.texts, head.num_classes, head.text_bank.classes) == (
+            'ntu120', 60, 60)
+    else:
+        assert head.text_bank.get('classes') is None
+    taken = raw[:head.num_classes]
+    texts = bank.load_texts()
+    assert texts.labels == tuple(entry['label'] for entry in taken)
+    assert texts.coarse == tuple(tuple(entry['coarse']) for entry in taken)
+    assert texts.fine == tuple(tuple(entry['fine']) for entry in taken)

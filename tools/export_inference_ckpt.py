@@ -41,8 +41,8 @@ def build_model(config: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    runtime.setup()  # safe checkpoint loading (and the trust opt-in)
     try:
+        runtime.setup()  # safe checkpoint loading (and the trust opt-in)
         model = build_model(args.config) if args.config else None
         dropped = export_inference_checkpoint(args.src, args.dst, model)
     except (FileNotFoundError, ConfigError) as error:

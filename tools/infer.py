@@ -59,8 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    runtime.setup()  # safe checkpoint loading (and the trust opt-in)
     try:
+        runtime.setup()  # safe checkpoint loading (and the trust opt-in)
         if args.out:
             check_writable(args.out, '--out')
         cfg = Config.fromfile(args.config)

@@ -14,15 +14,19 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from cocodiff_mm.analysis.ensemble import keep_sample_names
-from cocodiff_mm.engine.launch import (add_runner_arguments,
-                                      check_test_checkpoint, run_checked,
+from cocodiff_mm.engine.hooks import NonFiniteError
+from cocodiff_mm.engine.launch import (RunnerArgumentParser,
+                                      add_guard_hooks, add_runner_arguments,
+                                      check_test_checkpoint, load_config,
+                                      report_error, run_checked,
                                       parse_runner_arguments,
                                       prepare_to_run)
+from cocodiff_mm.utils.config_keys import ConfigError
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments (those of mmaction2's tools/test.py)."""
-    parser = argparse.ArgumentParser(
+    parser = RunnerArgumentParser(
         description='Test (and evaluate) an action recognizer')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
@@ -56,8 +60,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     if args.dump is not None:
         if not args.dump.endswith(('.pkl', '.pickle')):
-            raise SystemExit(f'--dump must name a .pkl or .pickle file, got '
-                             f'{args.dump}')
+            raise ConfigError(f'--dump must name a .pkl or .pickle file, '
+                              f'got {args.dump}')
         dump_metric = dict(type='DumpResults', out_file_path=args.dump)
         evaluator = cfg.test_evaluator
         if isinstance(evaluator, (list, tuple)):
@@ -78,8 +82,16 @@ def main() -> int:
         print(f'error: checkpoint {args.checkpoint} does not exist',
               file=sys.stderr)
         return 2
-    cfg = merge_args(Config.fromfile(args.config), args)
-    status = prepare_to_run(cfg, args, ('test_dataloader', ))
+    try:
+        cfg = merge_args(load_config(args.config), args)
+    except ConfigError as error:
+        return report_error(error, args.debug)
+    # Every output, before the model is built or the checkpoint read.
+    outputs = [(args.dump, '--dump', False),
+               (args.metrics_out, '--metrics-out', False),
+               (cfg.work_dir, '--work-dir' if args.work_dir else 'work_dir',
+                True)]
+    status = prepare_to_run(cfg, args, ('test_dataloader', ), outputs)
     if status:
         return status
     if not args.non_strict:
@@ -87,8 +99,12 @@ def main() -> int:
                              debug=args.debug)
         if status:
             return status
+    add_guard_hooks(cfg)
     runner = Runner.from_cfg(cfg)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except NonFiniteError as error:  # NaN scores: no metrics of them
+        return report_error(error, args.debug)
     if args.metrics_out and runner.rank == 0:
         os.makedirs(
             osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)

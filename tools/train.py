@@ -10,20 +10,26 @@ import os.path as osp
 import sys
 
 import cocodiff_mm  # noqa: F401  (applies the runtime fixes first)
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from cocodiff_mm.utils.config_keys import ConfigError
 
-from cocodiff_mm.engine.launch import (add_runner_arguments,
-                                      choose_checkpoint_to_load, run_checked,
+from cocodiff_mm.engine.hooks import NonFiniteError
+from cocodiff_mm.engine.launch import (RunnerArgumentParser,
+                                      add_guard_hooks, add_runner_arguments,
+                                      choose_checkpoint_to_load,
+                                      launcher_rank, load_config,
+                                      report_error, run_checked,
                                       parse_runner_arguments,
                                       prepare_to_run)
+from cocodiff_mm.engine.work_dir_lock import WorkDirLock
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line arguments (those of mmaction2's tools/train.py)."""
-    parser = argparse.ArgumentParser(description='Train an action recognizer')
+    parser = RunnerArgumentParser(description='Train an action recognizer')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
@@ -54,6 +60,17 @@ def parse_args() -> argparse.Namespace:
         '--deterministic',
         action='store_true',
         help='set deterministic options for the CUDNN backend')
+    parser.add_argument(
+        '--non-strict',
+        action='store_true',
+        help='load a load_from or --resume checkpoint even if its keys or '
+        'shapes do not match the model (mmengine\'s default: what does not '
+        'fit is only logged)')
+    parser.add_argument(
+        '--replan',
+        action='store_true',
+        help='--resume under another stage plan or model than the '
+        'checkpoint records (its stage follows from the epoch)')
     add_runner_arguments(parser)
     return parse_runner_arguments(parser)
 
@@ -71,10 +88,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     if args.amp:
+        if not torch.cuda.is_available():
+            raise ConfigError('--amp needs a CUDA device (mixed precision '
+                              'runs on the GPU) and none is available here; '
+                              'leave out --amp')
         wrapper_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper_type not in ('OptimWrapper', 'AmpOptimWrapper'):
-            raise SystemExit(f'--amp does not support the optimizer wrapper '
-                             f'{wrapper_type!r} (optim_wrapper.type)')
+            raise ConfigError(f'--amp does not support the optimizer wrapper '
+                              f'{wrapper_type!r} (optim_wrapper.type)')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.resume == 'auto':
@@ -97,24 +118,48 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
 def main() -> int:
     args = parse_args()
-    cfg = merge_args(Config.fromfile(args.config), args)
+    try:
+        cfg = merge_args(load_config(args.config), args)
+    except ConfigError as error:
+        return report_error(error, args.debug)
+    work_dir_option = '--work-dir' if args.work_dir else 'work_dir'
     status = prepare_to_run(cfg, args,
-                            ('train_dataloader', 'val_dataloader'))
+                            ('train_dataloader', 'val_dataloader'),
+                            outputs=[(cfg.work_dir, work_dir_option, True)])
     if status:
         return status
+    # One run per work dir, taken before anything reads or writes in it;
+    # the ranks of a distributed run share it (rank 0 holds it).
+    lock = WorkDirLock(cfg.work_dir, option=work_dir_option)
+    if launcher_rank(args.launcher) == 0:
+        status = run_checked(lock.acquire, debug=args.debug)
+        if status:
+            return status
+    try:
+        return train(cfg, args)
+    finally:
+        lock.release()
+
+
+def train(cfg: Config, args: argparse.Namespace) -> int:
+    """Check the checkpoint to start from, then train (the work dir is
+    held)."""
     if args.resume is not None and args.resume != 'auto' and \
             not osp.isfile(args.resume):
         print(f'error: --resume checkpoint {args.resume} does not exist',
               file=sys.stderr)
         return 2
+    add_guard_hooks(cfg)
     status = run_checked(choose_checkpoint_to_load, cfg, args.resume == 'auto',
-                         debug=args.debug)
+                         not args.non_strict, args.replan, debug=args.debug)
     if status:
         return status
     try:
         runner = Runner.from_cfg(cfg)
         runner.train()
-    except ConfigError as error:  # found while the loop is set up
+    # ConfigError: found while the loop is set up; NonFiniteError: a NaN
+    # loss, weight or validation score stopped the run.
+    except (ConfigError, NonFiniteError) as error:
         if args.debug:
             raise
         print(f'error: {error}', file=sys.stderr)

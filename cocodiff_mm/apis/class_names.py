@@ -4,7 +4,7 @@ In order of preference:
 
 1. a file the user names (one class name per line, line order = index);
 2. the class texts of a CoCoDiff config (``model.cls_head.text_bank.texts``):
-   their labels, first ``num_classes`` of them;
+   the labels of the classes its head takes (``text_bank.classes``);
 3. the one known list with exactly ``num_classes`` names: the official
    lists of :mod:`cocodiff_mm.datasets.label_names` (NTU RGB+D 60/120,
    UTD-MHAD) and the labels of the packaged class texts
@@ -98,7 +98,8 @@ def choose_class_names(cfg: Config,
     if texts is not None:
         from ..models.text.class_texts import load_class_texts
         try:
-            labels = load_class_texts(texts).subset(num_classes).labels
+            labels = load_class_texts(
+                texts, num_classes, head['text_bank'].get('classes')).labels
         except (OSError, ValueError) as error:
             raise ConfigError(f'model.cls_head.text_bank.texts: {error}'
                               ) from None

@@ -26,8 +26,14 @@ from typing import Any, Iterator, List
 
 import torch
 
+from ..utils.config_keys import ConfigError
+
 #: Environment variable that opts in to ``weights_only=False`` loading.
 TRUST_ENV = 'COCODIFF_TRUST_CHECKPOINTS'
+
+#: Values of ``TRUST_ENV`` that turn the full unpickler on, and off.
+TRUST_ON = ('1', 'true', 'yes')
+TRUST_OFF = ('', '0', 'false', 'no', 'off')
 
 #: Statistics methods every mmengine ``HistoryBuffer`` registers.
 BUILTIN_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -88,8 +94,22 @@ def mmengine_checkpoint_types_allowed() -> Iterator[None]:
 
 
 def trust_checkpoints_requested() -> bool:
-    """Whether the user opted in to the full unpickler (``TRUST_ENV=1``)."""
-    return os.environ.get(TRUST_ENV, '') not in ('', '0')
+    """Whether the user opted in to the full unpickler.
+
+    ``TRUST_ENV`` takes :data:`TRUST_ON` or :data:`TRUST_OFF` (any case,
+    surrounding spaces ignored); unset is off.
+
+    Raises:
+        ConfigError: For any other value (``false`` must not mean on).
+    """
+    value = os.environ.get(TRUST_ENV, '')
+    choice = value.strip().lower()
+    if choice not in TRUST_ON + TRUST_OFF:
+        raise ConfigError(
+            f'{TRUST_ENV}={value!r} must be one of {TRUST_ON} (load '
+            f'checkpoints with the full unpickler) or {TRUST_OFF} (off, the '
+            'default)')
+    return choice in TRUST_ON
 
 
 def load_trusted(filename: str, map_location=None):

@@ -2,17 +2,24 @@
 
 A missing or mismatching annotation file should stop a job within seconds,
 with a message that names the file, the config field and the expected
-value, not after the model is built or an epoch has run.
+value, not after the model is built or an epoch has run. Data that is valid
+but suspect (empty or one-frame clips) is one ``warning:`` line per file on
+stderr; the tools run this check on rank 0 only. The config's
+``data_check=dict(fail_on_empty=True)`` makes empty clips an error.
 """
 import os
+import sys
 import warnings
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from mmengine.config import Config
 
-from cocodiff_mm.datasets.annotation_check import check_annotations
+from cocodiff_mm.datasets.annotation_check import (EmptyClipWarning,
+                                                   check_annotations)
 from cocodiff_mm.datasets.pickle_io import read_annotations
+from cocodiff_mm.utils.config_keys import (ConfigError, ConfigKeyError,
+                                           refuse_unknown_keys)
 
 #: How to prepare each known annotation file, keyed by a name fragment.
 PREPARE_HINTS: Tuple[Tuple[str, str], ...] = (
@@ -31,6 +38,9 @@ PREPARE_HINTS: Tuple[Tuple[str, str], ...] = (
 
 #: How many problems an error message lists before summarising the rest.
 MAX_LISTED = 10
+
+#: Options of the config's ``data_check`` dict, with their defaults.
+DATA_CHECK_DEFAULTS = dict(fail_on_empty=False)
 
 
 class PreflightError(RuntimeError):
@@ -91,9 +101,51 @@ def expected_shape(cfg: Config) -> Dict[str, Optional[int]]:
         num_classes=head.get('num_classes'))
 
 
+def warn(message: str) -> None:
+    """Print one ``warning:`` line on stderr.
+
+    Printed rather than left to :mod:`warnings`, whose filters may hide it
+    (``PYTHONWARNINGS=ignore``) and whose format adds a source line.
+    """
+    print(f'warning: {message}', file=sys.stderr, flush=True)
+
+
+def data_check_options(cfg: Config) -> Dict[str, bool]:
+    """The config's ``data_check`` options, checked, with their defaults.
+
+    Returns:
+        dict: ``fail_on_empty`` (bool): refuse all-zero and near-constant
+        clips instead of one warning line per file.
+
+    Raises:
+        ConfigError: ``<config>: data_check...`` for an unknown key or a
+            value that is not a bool.
+    """
+    options = cfg.get('data_check')
+    if options is None:
+        return dict(DATA_CHECK_DEFAULTS)
+    try:
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                'data_check must be a dict, e.g. dict(fail_on_empty=True), '
+                f'got {options!r:.60}')
+        refuse_unknown_keys(options, DATA_CHECK_DEFAULTS, 'data_check')
+        merged = dict(DATA_CHECK_DEFAULTS, **options)
+        for key, value in merged.items():
+            if not isinstance(value, bool):
+                raise ConfigError(f'data_check.{key} must be True or False, '
+                                  f'got {value!r:.60}')
+    except ConfigKeyError as error:
+        raise ConfigKeyError(f'{cfg.filename}: {error}') from None
+    except ConfigError as error:
+        raise ConfigError(f'{cfg.filename}: {error}') from None
+    return merged
+
+
 def check_file_against_config(path: str, field: str,
                               splits: Dict[str, str],
-                              expected: Dict[str, Optional[int]]) -> None:
+                              expected: Dict[str, Optional[int]],
+                              fail_on_empty: bool = False) -> None:
     """Validate one annotation file against the model config.
 
     Args:
@@ -102,6 +154,8 @@ def check_file_against_config(path: str, field: str,
         splits (dict): Split names the config reads from it, mapped to the
             config field that names each.
         expected (dict): What :func:`expected_shape` returns.
+        fail_on_empty (bool): Refuse all-zero and near-constant clips;
+            otherwise they are one warning line. Defaults to ``False``.
 
     Raises:
         PreflightError: Naming the file, the config field, the sample and
@@ -124,12 +178,22 @@ def check_file_against_config(path: str, field: str,
     if expected['in_channels'] is not None:
         # GenSkeFeat appends the score channel to 2D keypoints.
         num_coords = expected['in_channels'] - int(has_score)
-    problems = check_annotations(
-        data,
-        source=path,
-        num_joints=expected['num_joints'],
-        num_coords=num_coords,
-        num_classes=expected['num_classes'])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', EmptyClipWarning)
+        problems = check_annotations(
+            data,
+            source=path,
+            num_joints=expected['num_joints'],
+            num_coords=num_coords,
+            num_classes=expected['num_classes'],
+            fail_on_empty=fail_on_empty)
+    for warning in caught:
+        if issubclass(warning.category, EmptyClipWarning):
+            warn(f'{warning.message}; data_check.fail_on_empty=True makes '
+                 'them an error')
+        else:
+            warnings.warn_explicit(warning.message, warning.category,
+                                   warning.filename, warning.lineno)
     messages: List[str] = [str(problem) for problem in problems]
     known = sorted(data.get('split') or {})
     for split, split_field in splits.items():
@@ -147,8 +211,20 @@ def check_file_against_config(path: str, field: str,
             f'(expects {expected["num_joints"]} joints, {num_coords} '
             f'coordinates per joint, labels in [0, '
             f'{expected["num_classes"]})):\n  {listed}{tail}\n'
+            f'{_empty_hint(problems, fail_on_empty)}'
             'Run python tools/data/check_annotations.py on it for the full '
             'report.')
+
+
+def _empty_hint(problems, fail_on_empty: bool) -> str:
+    """Why empty clips are errors, when some are among ``problems``."""
+    kinds = ('all-zero clip', 'near-constant clip')  # empty_clip_kind's
+    if fail_on_empty and any(problem.message.startswith(kinds)
+                             for problem in problems):
+        return ('All-zero and near-constant clips are refused by '
+                'data_check.fail_on_empty=True: drop them, or set it to '
+                'False for one warning line instead.\n')
+    return ''
 
 
 def warn_short_clips(data: Dict, path: str) -> List[str]:
@@ -165,9 +241,9 @@ def warn_short_clips(data: Dict, path: str) -> List[str]:
         listed = ', '.join(map(str, short[:MAX_LISTED]))
         more = f' (+{len(short) - MAX_LISTED} more)' \
             if len(short) > MAX_LISTED else ''
-        warnings.warn(f'{path}: {len(short)} clip(s) have a single frame '
-                      f'(total_frames=1): {listed}{more}; the model sees a '
-                      'still pose for them', stacklevel=2)
+        warn(f'{path}: {len(short)} clip(s) have a single frame '
+             f'(total_frames=1): {listed}{more}; the model sees a still '
+             'pose for them')
     return short
 
 
@@ -180,8 +256,11 @@ def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
             ``('train_dataloader', 'val_dataloader')``.
 
     Raises:
+        ConfigError: If the config's ``data_check`` options are wrong
+            (:func:`data_check_options`).
         PreflightError: On the first file that is missing or mismatching.
     """
+    options = data_check_options(cfg)
     expected = expected_shape(cfg)
     files: Dict[str, Tuple[str, Dict[str, str]]] = {}
     for field, path, split in iter_annotation_fields(cfg, loaders):
@@ -189,4 +268,5 @@ def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
         if split is not None:
             splits.setdefault(split, field[:-len('ann_file')] + 'split')
     for path, (field, splits) in files.items():
-        check_file_against_config(path, field, splits, expected)
+        check_file_against_config(path, field, splits, expected,
+                                  options['fail_on_empty'])

@@ -7,7 +7,8 @@ import torch.nn as nn
 
 from ..utils.config_keys import ConfigError
 from .checkpoint_keys import revise_state_dict_keys
-from .checkpoint_match import CorruptCheckpointError, read_checkpoint
+from .checkpoint_match import (CorruptCheckpointError,
+                               NonFiniteCheckpointError, read_checkpoint)
 
 #: Parameters of a recognizer that make up "the GCN": backbone and classifier.
 GCN_PREFIXES = ('backbone.', 'cls_head.fc.')
@@ -55,7 +56,7 @@ def read_gcn_checkpoint(path: str, model: nn.Module,
 
     Raises:
         PretrainedCheckpointError: If the file is missing, corrupt or
-            truncated, or its GCN keys or shapes differ from the model's; the
+            truncated, holds non-finite weights, or its GCN keys or shapes differ from the model's; the
             message names the path and the keys.
     """
     if not os.path.isfile(path):
@@ -98,7 +99,7 @@ def _read_gcn_tensors(path: str) -> Dict[str, torch.Tensor]:
     """The backbone and classifier tensors of a checkpoint file."""
     try:
         checkpoint = read_checkpoint(path)
-    except CorruptCheckpointError as error:
+    except (CorruptCheckpointError, NonFiniteCheckpointError) as error:
         raise PretrainedCheckpointError(
             f'{error} (train_cfg.pretrained)') from None
     state = revise_state_dict_keys(checkpoint.get('state_dict', checkpoint))

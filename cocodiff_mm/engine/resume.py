@@ -3,14 +3,17 @@
 mmengine's auto-resume takes the file named in ``last_checkpoint`` and fails
 with a raw unpickling traceback when that file is truncated (a crash or a
 full disk while it was written by an older run). Here every candidate is
-read first, newest first, and a corrupt one is skipped with a warning.
+read first, newest first, and a corrupt one, or one of non-finite weights
+(written before checkpoints were checked when saved), is skipped with a
+warning.
 """
 import glob
 import os.path as osp
 import re
 from typing import Callable, List, Optional
 
-from .checkpoint_match import CorruptCheckpointError, read_checkpoint
+from .checkpoint_match import (CorruptCheckpointError,
+                               NonFiniteCheckpointError, read_checkpoint)
 
 
 def checkpoint_candidates(work_dir: str) -> List[str]:
@@ -47,19 +50,23 @@ def newest_intact_checkpoint(
         (a fresh start).
 
     Raises:
-        CorruptCheckpointError: If there are checkpoints and none loads.
+        CorruptCheckpointError: If there are checkpoints and none loads
+            (or every one that loads has non-finite weights).
     """
     candidates = checkpoint_candidates(work_dir)
+    what = 'corrupt or truncated'
     for path in candidates:
         try:
             read_checkpoint(path)
-        except CorruptCheckpointError as error:
+        except (CorruptCheckpointError, NonFiniteCheckpointError) as error:
+            if isinstance(error, NonFiniteCheckpointError):
+                what = 'corrupt, truncated or of non-finite weights'
             warn(f'warning: --resume skips {error}')
             continue
         return path
     if candidates:
         raise CorruptCheckpointError(
-            f'{work_dir}: every checkpoint is corrupt or truncated '
+            f'{work_dir}: every checkpoint is {what} '
             f'({", ".join(osp.basename(p) for p in candidates)}); remove '
             'them to start afresh')
     return None

@@ -1,4 +1,4 @@
-"""The three value checks every constructor and the pre-run check share.
+"""The value checks every constructor and the pre-run check share.
 
 Each raises :class:`~cocodiff_mm.utils.config_keys.ConfigError` (a
 ``ValueError``) whose message starts with the dotted config key, so the
@@ -57,3 +57,25 @@ def check_choice(value: Any, choices: Iterable, key: str) -> Any:
     if value not in choices:
         raise ConfigError(f'{key} must be one of {choices}, got {value!r}')
     return value
+
+
+def check_number(value: Any, key: str, minimum: Optional[float] = None,
+                 maximum: Optional[float] = None) -> Any:
+    """Refuse anything but a real number (int or float, not bool) in
+    ``[minimum, maximum]``.
+
+    Returns:
+        The value, unchanged.
+
+    Raises:
+        ConfigError: ``<key> must be a number >= <minimum>..., got <value>``.
+    """
+    if (is_int(value) or isinstance(value, float)) and value == value and (
+            minimum is None or value >= minimum) and (
+                maximum is None or value <= maximum):
+        return value
+    bounds = [f'>= {minimum}' if minimum is not None else '',
+              f'<= {maximum}' if maximum is not None else '']
+    bound = ' and '.join(b for b in bounds if b)
+    raise ConfigError(f'{key} must be a number{" " + bound if bound else ""}'
+                      f', got {value!r}')

@@ -54,8 +54,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    runtime.setup()  # safe checkpoint loading (and the trust opt-in)
     try:
+        runtime.setup()  # safe checkpoint loading (and the trust opt-in)
         report = export_checkpoint_to_onnx(
             args.config, args.checkpoint, args.output_file,
             num_frames=args.num_frames, num_person=args.num_person,

@@ -279,6 +279,10 @@ class BlockGCN(BaseModule):
                  tcn_dilations: Sequence[int] = (1, 2),
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        for name, value in (('in_channels', in_channels),
+                            ('base_channels', base_channels),
+                            ('num_person', num_person)):
+            check_int(value, f'model.backbone.{name}', 1)
         num_joints, edges, _ = resolve_layout(check_graph_cfg(graph_cfg))
         check_int(num_heads, 'model.backbone.num_heads', 1)
         check_int(num_subsets, 'model.backbone.num_subsets', 1)

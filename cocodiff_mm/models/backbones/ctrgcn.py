@@ -15,6 +15,8 @@ from mmaction.models.utils import Graph, unit_tcn
 from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
+from ...utils.checks import check_int
+
 
 def _init_conv(conv: nn.Conv2d) -> None:
     """Kaiming-normal (fan-out) weights and zero bias, as in the paper's code."""
@@ -274,6 +276,10 @@ class CTRGCN(BaseModule):
                  tcn_dilations: Sequence[int] = (1, 2),
                  init_cfg: Optional[Union[Dict, List[Dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        for name, value in (('in_channels', in_channels),
+                            ('base_channels', base_channels),
+                            ('num_person', num_person)):
+            check_int(value, f'model.backbone.{name}', 1)
         self.graph = Graph(**graph_cfg)
         adjacency = torch.tensor(self.graph.A, dtype=torch.float32)
         num_joints = adjacency.size(-1)

@@ -9,7 +9,7 @@ from mmaction.registry import MODELS
 from mmaction.utils import SampleList
 from mmengine.model import PretrainedInit, initialize, normal_init
 
-from ...utils.checks import check_choice, check_int, is_int
+from ...utils.checks import check_choice, check_int, check_number, is_int
 from ...utils.config_keys import ConfigError, refuse_unknown_keys
 from ..diffusion.gaussian_diffusion import SAMPLERS, GaussianDiffusion
 from ..text.text_bank import TextEmbeddingBank
@@ -113,11 +113,19 @@ class DiffusionAugmentedHead(GCNHead):
                          **kwargs)
         self.text_mode = check_choice(text_mode, TEXT_MODES,
                                       'model.cls_head.text_mode')
-        self.loss_rec_weight = loss_rec_weight
-        self.loss_gen_weight = loss_gen_weight
-        self.detach_real = detach_real
-        self.gen_cls_trains_diffusion = gen_cls_trains_diffusion
-        self.feature_norm_momentum = feature_norm_momentum
+        field = 'model.cls_head'
+        self.loss_rec_weight = check_number(
+            loss_rec_weight, f'{field}.loss_rec_weight', minimum=0)
+        self.loss_gen_weight = check_number(
+            loss_gen_weight, f'{field}.loss_gen_weight', minimum=0)
+        self.detach_real = check_choice(detach_real, (True, False),
+                                        f'{field}.detach_real')
+        self.gen_cls_trains_diffusion = check_choice(
+            gen_cls_trains_diffusion, (True, False),
+            f'{field}.gen_cls_trains_diffusion')
+        self.feature_norm_momentum = check_number(
+            feature_norm_momentum, f'{field}.feature_norm_momentum',
+            minimum=0, maximum=1)
         self.register_buffer('feature_mean', torch.zeros(in_channels))
         self.register_buffer('feature_var', torch.ones(in_channels))
 

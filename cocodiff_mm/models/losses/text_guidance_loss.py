@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmaction.models.losses.base import BaseWeightedLoss
 from mmaction.registry import MODELS
 
+from ...utils.checks import check_number
+
 
 @MODELS.register_module()
 class TextGuidanceLoss(BaseWeightedLoss):
@@ -43,7 +45,10 @@ class TextGuidanceLoss(BaseWeightedLoss):
                  temperature: float = 0.07,
                  learnable_temperature: bool = True,
                  max_logit_scale: float = 100.0) -> None:
-        super().__init__(loss_weight=loss_weight)
+        super().__init__(loss_weight=check_number(loss_weight, 'loss_weight',
+                                                  minimum=0))
+        check_number(temperature, 'temperature')
+        check_number(max_logit_scale, 'max_logit_scale')
         if not temperature > 0:
             raise ValueError('TextGuidanceLoss: temperature must be > 0, got '
                              f'{temperature!r}.')

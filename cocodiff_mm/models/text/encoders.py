@@ -190,7 +190,7 @@ class TextEncoder(abc.ABC):
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
-        # Batches of similar length pad less (about 2x faster with MiniLM);
+        # Batches of similar length pad less, so encode sorted by length;
         # rows are put back in the callers' order below.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         chunks = []

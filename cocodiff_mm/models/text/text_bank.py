@@ -24,7 +24,8 @@ from torch import nn
 
 from ...utils.atomic_write import atomic_path
 from ...utils.checks import check_choice, check_int
-from .class_texts import ClassTexts, load_class_texts
+from .class_texts import (ClassChoice, ClassTexts, check_class_choice,
+                          load_class_texts)
 from .encoders import (TextEncoder, as_encoder_cfg, build_text_encoder,
                        text_encoder_dim)
 from .registry import TEXT_ENCODERS, registered_name
@@ -232,9 +233,16 @@ class TextEmbeddingBank(nn.Module):
         pretrained (str, optional): open_clip tag or local weights file for
             ``'clip'``; passed to the encoders that list it in their
             ``bank_arguments``. Defaults to ``'openai'``.
-        num_classes (int, optional): Keep only the first ``num_classes``
-            classes of the texts (NTU-60 from ``'ntu120'``); ``None`` keeps
-            all. Defaults to ``None``.
+        num_classes (int, optional): Number of classes of the bank; the
+            head sets its own. The texts must have exactly this many
+            classes unless ``classes`` says which to take; ``None`` takes
+            what ``classes`` says. Defaults to ``None``.
+        classes (int | list[int], optional): Which classes of the texts the
+            bank takes: ``n`` for the first ``n`` (NTU-60 is ``'ntu120'``
+            with ``classes=60``) or a list of class indices of the file, in
+            the head's class order. ``None`` takes all of them, and a file
+            with more classes than ``num_classes`` is refused. Defaults to
+            ``None``.
         sample_mode (str): ``'random'``: each sample gets one of its class's
             texts, drawn uniformly; ``'mean'``: the L2-normalised mean of the
             class's text embeddings. Defaults to ``'random'``.
@@ -253,6 +261,7 @@ class TextEmbeddingBank(nn.Module):
                  model_name: str = 'ViT-B-32',
                  pretrained: Optional[str] = 'openai',
                  num_classes: Optional[int] = None,
+                 classes: ClassChoice = None,
                  sample_mode: str = 'random',
                  cache_dir: Optional[str] = 'data/text_banks',
                  encode_device: Optional[str] = None,
@@ -270,6 +279,7 @@ class TextEmbeddingBank(nn.Module):
         check_choice(sample_mode, SAMPLE_MODES, 'text_bank.sample_mode')
         check_int(num_classes, 'text_bank.num_classes', minimum=1,
                   allow_none=True)
+        classes = check_class_choice(classes)
         check_int(batch_size, 'text_bank.batch_size', minimum=1)
         self.texts = str(texts)
         self.encoder_name = encoder_name
@@ -280,6 +290,8 @@ class TextEmbeddingBank(nn.Module):
         self.model_name = model_name
         self.pretrained = pretrained
         self.requested_num_classes = num_classes
+        #: Which classes of the texts the bank takes (``None``: all).
+        self.classes = classes
         self.sample_mode = sample_mode
         self.cache_dir = cache_dir
         self.encode_device = encode_device
@@ -317,17 +329,18 @@ class TextEmbeddingBank(nn.Module):
         return self._built
 
     def load_texts(self) -> ClassTexts:
-        """Read the class texts (cached), subset to ``num_classes``.
+        """Read the class texts (cached): the ``classes`` of the file.
 
         Returns:
             ClassTexts: The texts of the bank's classes.
 
         Raises:
-            ValueError: If the file has fewer classes than ``num_classes``.
+            ValueError: If the file's classes do not fit ``num_classes`` and
+                ``classes`` (:meth:`ClassTexts.select`).
         """
         if self._class_texts is None:
-            self._class_texts = load_class_texts(self.texts,
-                                                 self.requested_num_classes)
+            self._class_texts = load_class_texts(
+                self.texts, self.requested_num_classes, self.classes)
         return self._class_texts
 
     @property
@@ -337,6 +350,9 @@ class TextEmbeddingBank(nn.Module):
             return int(self.fine_counts.numel())
         if self.requested_num_classes is not None:
             return self.requested_num_classes
+        if self.classes is not None:
+            return self.classes if isinstance(self.classes, int) \
+                else len(self.classes)
         return self.load_texts().num_classes
 
     def encoder_kwargs(self) -> Dict[str, Any]:
@@ -566,4 +582,5 @@ class TextEmbeddingBank(nn.Module):
                 f'model_name={self.model_name!r}, '
                 f'pretrained={self.pretrained!r}, '
                 f'num_classes={self.requested_num_classes}, '
+                f'classes={self.classes!r}, '
                 f'sample_mode={self.sample_mode!r}, built={self._built}')
