@@ -76,8 +76,7 @@ class NonFiniteHook(Hook):
             f'non-finite loss in {_when(runner, runner.epoch + 1)}, '
             f'iteration {batch_idx + 1}/{iters}: ' +
             ', '.join(f'{k} = {v}' for k, v in terms.items()) +
-            '; training stopped before anything of this epoch was saved; ' +
-            _way_on(runner))
+            '; training stopped; ' + _way_on(runner))
 
     def _losses(self, runner, outputs: Dict) -> Dict[str, float]:
         """The logged loss terms (keys with ``loss``) as floats."""
