@@ -18,6 +18,32 @@ runtime.setup()
 REPO = Path(__file__).resolve().parent.parent
 
 
+def build_gcn_recognizer(backbone: Dict, out_channels: int,
+                         num_classes: int = 60):
+    """A ``RecognizerGCN`` of ``backbone`` with a ``GCNHead`` on its
+    ``out_channels``."""
+    from mmaction.registry import MODELS
+    return MODELS.build(
+        dict(type='RecognizerGCN',
+             backbone=backbone,
+             cls_head=dict(type='GCNHead', num_classes=num_classes,
+                           in_channels=out_channels)))
+
+
+def parameters_without_gradient(model) -> list:
+    """Parameters of an NTU-shaped recognizer that a training loss on a
+    random batch leaves without a finite, non-zero gradient."""
+    import torch
+    from mmaction.structures import ActionDataSample
+    model.train()
+    inputs = torch.randn(2, 1, 2, 8, 25, 3)
+    samples = [ActionDataSample().set_gt_label(label) for label in (3, 7)]
+    model(inputs, samples, mode='loss')['loss_cls'].backward()
+    return [name for name, p in model.named_parameters()
+            if p.grad is None or not torch.isfinite(p.grad).all()
+            or p.grad.abs().sum() == 0]
+
+
 def pytest_addoption(parser):
     parser.addoption(
         '--runslow',

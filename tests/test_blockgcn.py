@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import build_gcn_recognizer, parameters_without_gradient
 import torch.nn as nn
 from scipy.sparse.csgraph import minimum_spanning_tree
 
@@ -43,12 +44,8 @@ def build_recognizer(graph_cfg: dict = None, num_classes: int = 60,
     """RecognizerGCN with a BlockGCN backbone and a GCNHead."""
     backbone = dict(type='BlockGCN', graph_cfg=graph_cfg or NTU_GRAPH,
                     **backbone)
-    channels = backbone.get('base_channels', 128) * 2
-    return MODELS.build(
-        dict(type='RecognizerGCN',
-             backbone=backbone,
-             cls_head=dict(type='GCNHead', num_classes=num_classes,
-                           in_channels=channels)))
+    return build_gcn_recognizer(
+        backbone, backbone.get('base_channels', 128) * 2, num_classes)
 
 
 def test_registered_in_mmaction_models():
@@ -260,14 +257,7 @@ def test_gradients_reach_every_parameter():
     torch.manual_seed(0)
     model = build_recognizer(base_channels=16)
     model.init_weights()
-    model.train()
-    inputs = torch.randn(2, 1, 2, 8, 25, 3)
-    samples = [ActionDataSample().set_gt_label(label) for label in (3, 7)]
-    losses = model(inputs, samples, mode='loss')
-    losses['loss_cls'].backward()
-    missing = [name for name, p in model.named_parameters()
-               if p.grad is None or not torch.isfinite(p.grad).all()
-               or p.grad.abs().sum() == 0]
+    missing = parameters_without_gradient(model)
     assert not missing, missing
 
 

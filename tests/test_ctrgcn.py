@@ -3,12 +3,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import build_gcn_recognizer, parameters_without_gradient
 import torch.nn as nn
 
 import cocodiff_mm  # noqa: F401,I001  (runtime fixes before mmaction2)
 from mmaction.models.utils import Graph, unit_tcn
 from mmaction.registry import MODELS
-from mmaction.structures import ActionDataSample
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -36,12 +36,8 @@ def build_recognizer(graph_cfg: dict = None, num_classes: int = 60,
     """RecognizerGCN with a CTRGCN backbone and a GCNHead."""
     backbone = dict(type='CTRGCN', graph_cfg=graph_cfg or NTU_GRAPH,
                     **backbone)
-    channels = backbone.get('base_channels', 64) * 4
-    return MODELS.build(
-        dict(type='RecognizerGCN',
-             backbone=backbone,
-             cls_head=dict(type='GCNHead', num_classes=num_classes,
-                           in_channels=channels)))
+    return build_gcn_recognizer(
+        backbone, backbone.get('base_channels', 64) * 4, num_classes)
 
 
 def test_registered_in_mmaction_models():
@@ -102,7 +98,9 @@ def test_wrong_person_count_rejected_with_mvc():
 
 
 def test_unknown_data_bn_type_rejected():
-    with pytest.raises(ValueError, match="'MVC', 'VC' or 'none'"):
+    with pytest.raises(
+            ValueError,
+            match=r"data_bn_type must be one of \('MVC', 'VC', 'none'\)"):
         CTRGCN(graph_cfg=NTU_GRAPH, data_bn_type='MV')
 
 
@@ -233,14 +231,7 @@ def test_gradients_reach_every_parameter():
         for module in model.modules():
             if isinstance(module, CTRGraphConv):
                 module.alpha.fill_(0.5)
-    model.train()
-    inputs = torch.randn(2, 1, 2, 8, 25, 3)
-    samples = [ActionDataSample().set_gt_label(label) for label in (3, 7)]
-    losses = model(inputs, samples, mode='loss')
-    losses['loss_cls'].backward()
-    missing = [name for name, p in model.named_parameters()
-               if p.grad is None or not torch.isfinite(p.grad).all()
-               or p.grad.abs().sum() == 0]
+    missing = parameters_without_gradient(model)
     assert not missing, missing
 
 

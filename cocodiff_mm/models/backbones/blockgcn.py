@@ -17,14 +17,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmaction.models.utils import unit_tcn
 from mmaction.registry import MODELS
-from mmengine.model import BaseModule
 
 from ...utils.checks import check_int
 from ...utils.config_keys import ConfigError
-from .ctrgcn import MultiScaleTemporalConv, _init_bn, _init_conv
-from .skeleton_graph import (SkeletonDataBN, check_graph_cfg, hop_distances,
+from .ctrgcn import GraphTemporalBlock, SkeletonGCNBackbone, _init_bn
+from .skeleton_graph import (build_data_bn, check_graph_cfg, hop_distances,
                              resolve_layout)
 
 
@@ -164,7 +162,7 @@ class BlockGraphConv(nn.Module):
         return self.relu(self.bn(out) + self.down(x))
 
 
-class BlockGCNBlock(nn.Module):
+class BlockGCNBlock(GraphTemporalBlock):
     """One BlockGCN block: topology bias, BlockGC, multi-scale TCN, residual.
 
     Args:
@@ -192,20 +190,14 @@ class BlockGCNBlock(nn.Module):
                  topology_channels: Optional[int] = None,
                  kernel_size: int = 5,
                  dilations: Sequence[int] = (1, 2)) -> None:
-        super().__init__()
-        self.topology = None if topology_channels is None else nn.Sequential(
+        topology = None if topology_channels is None else nn.Sequential(
             nn.Linear(topology_channels, in_channels),
             nn.BatchNorm1d(in_channels), nn.ReLU(inplace=True))
-        self.gcn = BlockGraphConv(in_channels, out_channels, hops, num_heads,
-                                  num_subsets)
-        self.tcn = MultiScaleTemporalConv(out_channels, out_channels,
-                                          kernel_size, stride, dilations)
-        self.relu = nn.ReLU(inplace=True)
-        if in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = unit_tcn(in_channels, out_channels, 1,
-                                     stride=stride, init_cfg=None)
+        super().__init__(
+            BlockGraphConv(in_channels, out_channels, hops, num_heads,
+                           num_subsets),
+            in_channels, out_channels, stride, True, kernel_size, dilations)
+        self.topology = topology
 
     def forward(self,
                 x: torch.Tensor,
@@ -213,11 +205,11 @@ class BlockGCNBlock(nn.Module):
         """(N, C, T, V) and encoding (N, C_topo) -> (N, C_out, T', V)."""
         if self.topology is not None:
             x = x + self.topology(encoding)[..., None, None]
-        return self.relu(self.tcn(self.gcn(x)) + self.residual(x))
+        return super().forward(x)
 
 
 @MODELS.register_module()
-class BlockGCN(BaseModule):
+class BlockGCN(SkeletonGCNBackbone):
     """BlockGCN backbone (Zhou et al., CVPR 2024).
 
     A per-joint linear embedding plus a learned joint embedding lifts the
@@ -239,7 +231,7 @@ class BlockGCN(BaseModule):
         num_person (int): Persons per sample, used by the ``'MVC'`` data BN.
             Defaults to 2.
         data_bn_type (str): ``'MVC'``, ``'VC'`` or ``'none'`` (see
-            :class:`.skeleton_graph.SkeletonDataBN`), on the embedded joints.
+            :func:`.skeleton_graph.build_data_bn`), on the embedded joints.
             Defaults to ``'MVC'``.
         num_stages (int): Number of blocks. Defaults to 10.
         inflate_stages (Sequence[int]): 1-based blocks that double the
@@ -295,8 +287,10 @@ class BlockGCN(BaseModule):
         self.embed = nn.Linear(in_channels, base_channels)
         self.joint_embedding = nn.Parameter(
             torch.randn(num_joints, base_channels))
-        self.data_bn = SkeletonDataBN(base_channels, num_joints, num_person,
-                                      data_bn_type)
+        self.num_person = num_person
+        self.data_bn_type = data_bn_type
+        self.data_bn = build_data_bn(data_bn_type, base_channels, num_joints,
+                                     num_person)
         self.persistence = (PersistenceEncoding(num_joints, topology_channels)
                             if topology_encoding else None)
 
@@ -320,41 +314,21 @@ class BlockGCN(BaseModule):
         self.out_channels = channels
         self.gcn = nn.ModuleList(blocks)
 
-    def init_weights(self) -> None:
-        """The paper's initialisation, then ``init_cfg`` when given.
+    #: Linear layers get PyTorch's default, as in the paper's model.
+    reset_linears = True
 
-        Safe to call again to re-initialise (the multi-stage loop does).
-        """
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                _init_conv(module)
-            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                _init_bn(module)
-            elif isinstance(module, nn.Linear):
-                # PyTorch's default, as in the paper's model.
-                module.reset_parameters()
+    def init_graph_convs(self) -> None:
+        """Random joint embedding; each spatial unit starts close to its
+        residual path, each group's topology at the identity, no hop bias."""
         nn.init.normal_(self.joint_embedding)
         for module in self.modules():
             if isinstance(module, BlockGraphConv):
-                # Start each spatial unit close to its residual path, each
-                # group's topology at the identity and no hop bias.
                 _init_bn(module.bn, 1e-6)
                 with torch.no_grad():
                     module.topology.copy_(
                         torch.eye(module.topology.size(-1)).expand_as(
                             module.topology))
                 nn.init.zeros_(module.hop_bias)
-            elif isinstance(module, MultiScaleTemporalConv):
-                for bn in module.modules():
-                    if isinstance(bn, nn.BatchNorm2d):
-                        nn.init.normal_(bn.weight, 1.0, 0.02)
-                        nn.init.zeros_(bn.bias)
-        if self.init_cfg:
-            # As CTRGCN: BaseModule applies init_cfg only while _is_init is
-            # False, and this method may run again.
-            self._is_init = False
-            super().init_weights()
-        self._is_init = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Extract features.
@@ -366,12 +340,10 @@ class BlockGCN(BaseModule):
             Tensor: Features of shape (N, M, C_out, T', V).
         """
         N, M, T, V, C = x.shape
-        if C != self.in_channels:
-            raise ValueError(f'BlockGCN expects {self.in_channels} input '
-                             f'channels per joint, got {C}')
+        self.check_input_channels(x)
         encoding = (None if self.persistence is None else
                     self.persistence(x.reshape(N * M, T, V, C)))
-        x = self.data_bn(self.embed(x) + self.joint_embedding)
+        x = self.normalize_input(self.embed(x) + self.joint_embedding)
         for block in self.gcn:
             x = block(x, encoding)
         return x.reshape((N, M) + x.shape[1:])

@@ -16,6 +16,7 @@ from mmaction.registry import MODELS
 from mmengine.model import BaseModule
 
 from ...utils.checks import check_int
+from .skeleton_graph import build_data_bn, normalize_skeletons
 
 
 def _init_conv(conv: nn.Conv2d) -> None:
@@ -179,7 +180,52 @@ class MultiScaleTemporalConv(nn.Module):
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
-class CTRGCNBlock(nn.Module):
+class GraphTemporalBlock(nn.Module):
+    """A spatial graph convolution, a multi-scale TCN, a residual and a ReLU:
+    the block the GCN backbones of this package stack.
+
+    Args:
+        gcn (nn.Module): The spatial unit, (N, C_in, T, V) ->
+            (N, C_out, T, V).
+        in_channels (int): Input channels.
+        out_channels (int): Output channels.
+        stride (int): Temporal stride. Defaults to 1.
+        residual (bool): Whether the block has a residual path.
+            Defaults to True.
+        kernel_size (int): Temporal kernel size. Defaults to 5.
+        dilations (Sequence[int]): TCN dilations. Defaults to ``(1, 2)``.
+    """
+
+    def __init__(self,
+                 gcn: nn.Module,
+                 in_channels: int,
+                 out_channels: int,
+                 stride: int = 1,
+                 residual: bool = True,
+                 kernel_size: int = 5,
+                 dilations: Sequence[int] = (1, 2)) -> None:
+        super().__init__()
+        self.gcn = gcn
+        self.tcn = MultiScaleTemporalConv(out_channels, out_channels,
+                                          kernel_size, stride, dilations)
+        self.relu = nn.ReLU(inplace=True)
+        if not residual:
+            self.residual = None
+        elif in_channels == out_channels and stride == 1:
+            self.residual = nn.Identity()
+        else:
+            self.residual = unit_tcn(in_channels, out_channels, 1,
+                                     stride=stride, init_cfg=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, V) -> (N, C_out, T // stride, V)."""
+        out = self.tcn(self.gcn(x))
+        if self.residual is not None:
+            out = out + self.residual(x)
+        return self.relu(out)
+
+
+class CTRGCNBlock(GraphTemporalBlock):
     """One CTR-GCN block: CTR graph conv, multi-scale TCN, residual, ReLU.
 
     Args:
@@ -204,30 +250,70 @@ class CTRGCNBlock(nn.Module):
                  adaptive: bool = True,
                  kernel_size: int = 5,
                  dilations: Sequence[int] = (1, 2)) -> None:
-        super().__init__()
-        self.gcn = CTRGraphConv(in_channels, out_channels, adjacency,
-                                adaptive)
-        self.tcn = MultiScaleTemporalConv(out_channels, out_channels,
-                                          kernel_size, stride, dilations)
-        self.relu = nn.ReLU(inplace=True)
-        if not residual:
-            self.residual = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = unit_tcn(in_channels, out_channels, 1,
-                                     stride=stride, init_cfg=None)
+        super().__init__(
+            CTRGraphConv(in_channels, out_channels, adjacency, adaptive),
+            in_channels, out_channels, stride, residual, kernel_size,
+            dilations)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V) -> (N, C_out, T // stride, V)."""
-        out = self.tcn(self.gcn(x))
-        if self.residual is not None:
-            out = out + self.residual(x)
-        return self.relu(out)
+
+class SkeletonGCNBackbone(BaseModule):
+    """What the GCN backbones of this package share: the paper's
+    initialisation (re-runnable), the input batch norm, the block stack.
+
+    Subclasses build ``self.data_bn`` with :func:`build_data_bn` (keeping
+    ``data_bn_type`` and ``num_person``), ``self.gcn`` (the blocks) and
+    implement :meth:`init_graph_convs`.
+    """
+
+    #: Also re-initialise ``nn.Linear`` layers in :meth:`init_weights`.
+    reset_linears = False
+
+    def init_graph_convs(self) -> None:
+        """Initialise what is particular to the backbone's spatial units
+        (after the generic convolutions and batch norms)."""
+        raise NotImplementedError
+
+    def init_weights(self) -> None:
+        """The paper's initialisation, then ``init_cfg`` when given.
+
+        Safe to call again to re-initialise (the multi-stage loop does).
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+                _init_conv(module)
+            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                _init_bn(module)
+            elif self.reset_linears and isinstance(module, nn.Linear):
+                module.reset_parameters()
+        self.init_graph_convs()
+        for module in self.modules():
+            if isinstance(module, MultiScaleTemporalConv):
+                for bn in module.modules():
+                    if isinstance(bn, nn.BatchNorm2d):
+                        nn.init.normal_(bn.weight, 1.0, 0.02)
+                        nn.init.zeros_(bn.bias)
+        if self.init_cfg:
+            # BaseModule.init_weights applies init_cfg (Pretrained last) but
+            # runs only while _is_init is False; this method may run again.
+            self._is_init = False
+            super().init_weights()
+        self._is_init = True
+
+    def normalize_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The input batch norm: (N, M, T, V, C) -> (N*M, C, T, V)."""
+        return normalize_skeletons(self.data_bn, self.data_bn_type,
+                                   self.num_person, x, type(self).__name__)
+
+    def check_input_channels(self, x: torch.Tensor) -> None:
+        """Refuse inputs whose joints have another number of channels."""
+        if x.size(-1) != self.in_channels:
+            raise ValueError(f'{type(self).__name__} expects '
+                             f'{self.in_channels} input channels per joint, '
+                             f'got {x.size(-1)}')
 
 
 @MODELS.register_module()
-class CTRGCN(BaseModule):
+class CTRGCN(SkeletonGCNBackbone):
     """CTR-GCN backbone (Chen et al., ICCV 2021).
 
     Ten blocks with 64-64-64-64-128-128-128-256-256-256 channels (for
@@ -286,16 +372,8 @@ class CTRGCN(BaseModule):
         self.in_channels = in_channels
         self.num_person = num_person
         self.data_bn_type = data_bn_type
-        if data_bn_type == 'MVC':
-            self.data_bn = nn.BatchNorm1d(num_person * in_channels *
-                                          num_joints)
-        elif data_bn_type == 'VC':
-            self.data_bn = nn.BatchNorm1d(in_channels * num_joints)
-        elif data_bn_type == 'none':
-            self.data_bn = nn.Identity()
-        else:
-            raise ValueError("data_bn_type must be 'MVC', 'VC' or 'none', "
-                             f'got {data_bn_type!r}')
+        self.data_bn = build_data_bn(data_bn_type, in_channels, num_joints,
+                                     num_person)
 
         blocks = []
         channels = in_channels
@@ -317,19 +395,11 @@ class CTRGCN(BaseModule):
         self.out_channels = channels
         self.gcn = nn.ModuleList(blocks)
 
-    def init_weights(self) -> None:
-        """The paper's initialisation, then ``init_cfg`` when given.
-
-        Safe to call again to re-initialise (the multi-stage loop does).
-        """
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                _init_conv(module)
-            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                _init_bn(module)
+    def init_graph_convs(self) -> None:
+        """Start each spatial unit close to its residual path, with the
+        graph's adjacency."""
         for module in self.modules():
             if isinstance(module, CTRGraphConv):
-                # Start each spatial unit close to its residual path.
                 _init_bn(module.bn, 1e-6)
                 nn.init.zeros_(module.alpha)
                 if isinstance(module.adjacency, nn.Parameter):
@@ -337,17 +407,6 @@ class CTRGCN(BaseModule):
                         module.adjacency.copy_(
                             torch.as_tensor(self.graph.A,
                                             dtype=module.adjacency.dtype))
-            elif isinstance(module, MultiScaleTemporalConv):
-                for bn in module.modules():
-                    if isinstance(bn, nn.BatchNorm2d):
-                        nn.init.normal_(bn.weight, 1.0, 0.02)
-                        nn.init.zeros_(bn.bias)
-        if self.init_cfg:
-            # BaseModule.init_weights applies init_cfg (Pretrained last) but
-            # runs only while _is_init is False; this method may run again.
-            self._is_init = False
-            super().init_weights()
-        self._is_init = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Extract features.
@@ -358,22 +417,9 @@ class CTRGCN(BaseModule):
         Returns:
             Tensor: Features of shape (N, M, C_out, T', V).
         """
-        N, M, T, V, C = x.shape
-        if C != self.in_channels:
-            raise ValueError(f'CTRGCN expects {self.in_channels} input '
-                             f'channels per joint, got {C}')
-        if self.data_bn_type == 'MVC' and M != self.num_person:
-            raise ValueError(
-                f'CTRGCN was built for num_person={self.num_person} (the '
-                f"'MVC' data BN), got inputs with {M} persons; set "
-                'FormatGCNInput(num_person=...) and the backbone to match')
-        x = x.permute(0, 1, 3, 4, 2).contiguous()  # N, M, V, C, T
-        if self.data_bn_type == 'MVC':
-            x = self.data_bn(x.view(N, M * V * C, T))
-        else:
-            x = self.data_bn(x.view(N * M, V * C, T))
-        x = x.view(N, M, V, C, T).permute(0, 1, 3, 4, 2).contiguous()
-        x = x.view(N * M, C, T, V)
+        N, M = x.shape[:2]
+        self.check_input_channels(x)
+        x = self.normalize_input(x)
         for block in self.gcn:
             x = block(x)
         return x.reshape((N, M) + x.shape[1:])
@@ -384,4 +430,5 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-__all__ = ['CTRGCN', 'CTRGCNBlock', 'count_parameters']
+__all__ = ['CTRGCN', 'CTRGCNBlock', 'GraphTemporalBlock', 'SkeletonGCNBackbone',
+           'count_parameters']

@@ -16,14 +16,12 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
-from mmaction.models.utils import unit_tcn
 from mmaction.registry import MODELS
-from mmengine.model import BaseModule
 
 from ...utils.checks import check_int
 from ...utils.config_keys import ConfigError
-from .ctrgcn import MultiScaleTemporalConv, _init_bn, _init_conv
-from .skeleton_graph import (SkeletonDataBN, check_graph_cfg,
+from .ctrgcn import GraphTemporalBlock, SkeletonGCNBackbone, _init_bn
+from .skeleton_graph import (build_data_bn, check_graph_cfg,
                              hierarchical_adjacency, hierarchy_levels,
                              resolve_layout)
 
@@ -190,7 +188,7 @@ class HDGraphConv(nn.Module):
         return self.relu(self.bn(out) + self.down(x))
 
 
-class HDGCNBlock(nn.Module):
+class HDGCNBlock(GraphTemporalBlock):
     """One HD-GCN block: HD-GConv, multi-scale TCN, residual, ReLU.
 
     Args:
@@ -222,31 +220,15 @@ class HDGCNBlock(nn.Module):
                  level_k: int = 3,
                  kernel_size: int = 5,
                  dilations: Sequence[int] = (1, 2)) -> None:
-        super().__init__()
-        self.gcn = HDGraphConv(in_channels, out_channels, adjacency,
-                               level_joints, attention, adaptive, edge_k,
-                               level_k)
-        self.tcn = MultiScaleTemporalConv(out_channels, out_channels,
-                                          kernel_size, stride, dilations)
-        self.relu = nn.ReLU(inplace=True)
-        if not residual:
-            self.residual = None
-        elif in_channels == out_channels and stride == 1:
-            self.residual = nn.Identity()
-        else:
-            self.residual = unit_tcn(in_channels, out_channels, 1,
-                                     stride=stride, init_cfg=None)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, T, V) -> (N, C_out, T // stride, V)."""
-        out = self.tcn(self.gcn(x))
-        if self.residual is not None:
-            out = out + self.residual(x)
-        return self.relu(out)
+        super().__init__(
+            HDGraphConv(in_channels, out_channels, adjacency, level_joints,
+                        attention, adaptive, edge_k, level_k),
+            in_channels, out_channels, stride, residual, kernel_size,
+            dilations)
 
 
 @MODELS.register_module()
-class HDGCN(BaseModule):
+class HDGCN(SkeletonGCNBackbone):
     """HD-GCN backbone (Lee et al., ICCV 2023).
 
     Ten blocks with 64-64-64-64-128-128-128-256-256-256 channels (for
@@ -265,7 +247,7 @@ class HDGCN(BaseModule):
         num_person (int): Persons per sample, used by the ``'MVC'`` data BN.
             Defaults to 2.
         data_bn_type (str): ``'MVC'``, ``'VC'`` or ``'none'`` (see
-            :class:`.skeleton_graph.SkeletonDataBN`). Defaults to ``'MVC'``.
+            :func:`.skeleton_graph.build_data_bn`). Defaults to ``'MVC'``.
         center (int, optional): The joint the hierarchy is built around
             (the paper's centre of mass), 0-based. ``None`` takes the
             layout's centre: 20 for ``'nturgb+d'`` (spine-shoulder, the
@@ -327,8 +309,10 @@ class HDGCN(BaseModule):
             for inner, outer in zip(self.levels[:-1], self.levels[1:])
         ]
         self.in_channels = in_channels
-        self.data_bn = SkeletonDataBN(in_channels, num_joints, num_person,
-                                      data_bn_type)
+        self.num_person = num_person
+        self.data_bn_type = data_bn_type
+        self.data_bn = build_data_bn(data_bn_type, in_channels, num_joints,
+                                     num_person)
 
         blocks = []
         channels = in_channels
@@ -354,34 +338,15 @@ class HDGCN(BaseModule):
         self.out_channels = channels
         self.gcn = nn.ModuleList(blocks)
 
-    def init_weights(self) -> None:
-        """The paper's initialisation, then ``init_cfg`` when given.
-
-        Safe to call again to re-initialise (the multi-stage loop does).
-        """
-        for module in self.modules():
-            if isinstance(module, (nn.Conv1d, nn.Conv2d)):
-                _init_conv(module)
-            elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                _init_bn(module)
+    def init_graph_convs(self) -> None:
+        """Start each spatial unit close to its residual path, with the
+        hierarchical adjacency."""
         for module in self.modules():
             if isinstance(module, HDGraphConv):
-                # Start each spatial unit close to its residual path.
                 _init_bn(module.bn, 1e-6)
                 if isinstance(module.adjacency, nn.Parameter):
                     with torch.no_grad():
                         module.adjacency.copy_(self.hierarchy)
-            elif isinstance(module, MultiScaleTemporalConv):
-                for bn in module.modules():
-                    if isinstance(bn, nn.BatchNorm2d):
-                        nn.init.normal_(bn.weight, 1.0, 0.02)
-                        nn.init.zeros_(bn.bias)
-        if self.init_cfg:
-            # As CTRGCN: BaseModule applies init_cfg only while _is_init is
-            # False, and this method may run again.
-            self._is_init = False
-            super().init_weights()
-        self._is_init = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Extract features.
@@ -393,10 +358,8 @@ class HDGCN(BaseModule):
             Tensor: Features of shape (N, M, C_out, T', V).
         """
         N, M = x.shape[:2]
-        if x.size(-1) != self.in_channels:
-            raise ValueError(f'HDGCN expects {self.in_channels} input '
-                             f'channels per joint, got {x.size(-1)}')
-        x = self.data_bn(x)
+        self.check_input_channels(x)
+        x = self.normalize_input(x)
         for block in self.gcn:
             x = block(x)
         return x.reshape((N, M) + x.shape[1:])

@@ -171,48 +171,61 @@ def hierarchical_adjacency(levels: Sequence[Sequence[int]],
     return np.stack(subsets).astype(np.float32)
 
 
-class SkeletonDataBN(nn.Module):
-    """Input batch norm and reshape: (N, M, T, V, C) -> (N * M, C, T, V).
+#: Input batch norms a skeleton backbone can apply (``data_bn_type``).
+DATA_BN_TYPES = ('MVC', 'VC', 'none')
+
+
+def build_data_bn(bn_type: str, channels: int, num_joints: int,
+                  num_person: int = 2) -> nn.Module:
+    """The input batch norm of a skeleton backbone.
+
+    A bare ``BatchNorm1d`` (or ``Identity``), so a backbone that keeps it as
+    ``self.data_bn`` has the checkpoint keys ``data_bn.*`` of CTR-GCN's.
 
     Args:
+        bn_type (str): ``'MVC'`` (per person, joint and channel), ``'VC'``
+            (shared over persons) or ``'none'``.
         channels (int): Channels per joint.
         num_joints (int): Joints V.
-        num_person (int): Persons M, used by the ``'MVC'`` variant.
-            Defaults to 2.
-        bn_type (str): ``'MVC'`` (per person, joint and channel),
-            ``'VC'`` (shared over persons) or ``'none'``. Defaults to
-            ``'MVC'``.
+        num_person (int): Persons M, used by ``'MVC'``. Defaults to 2.
+
+    Returns:
+        nn.Module: The batch norm; :func:`normalize_skeletons` applies it.
     """
+    check_choice(bn_type, DATA_BN_TYPES, 'model.backbone.data_bn_type')
+    if bn_type == 'MVC':
+        return nn.BatchNorm1d(num_person * channels * num_joints)
+    if bn_type == 'VC':
+        return nn.BatchNorm1d(channels * num_joints)
+    return nn.Identity()
 
-    def __init__(self,
-                 channels: int,
-                 num_joints: int,
-                 num_person: int = 2,
-                 bn_type: str = 'MVC') -> None:
-        super().__init__()
-        check_choice(bn_type, ('MVC', 'VC', 'none'),
-                     'model.backbone.data_bn_type')
-        self.bn_type = bn_type
-        self.num_person = num_person
-        features = {'MVC': num_person * channels * num_joints,
-                    'VC': channels * num_joints}
-        self.bn = (nn.BatchNorm1d(features[bn_type])
-                   if bn_type in features else nn.Identity())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalise ``x`` (N, M, T, V, C) and return it as (N*M, C, T, V)."""
-        N, M, T, V, C = x.shape
-        if self.bn_type == 'MVC' and M != self.num_person:
-            raise ValueError(
-                f'the backbone was built for num_person={self.num_person} '
-                f"(the 'MVC' data BN), got inputs with {M} persons; set "
-                'FormatGCNInput(num_person=...) and the backbone to match')
-        x = x.permute(0, 1, 3, 4, 2).contiguous()  # N, M, V, C, T
-        if self.bn_type == 'MVC':
-            x = self.bn(x.view(N, M * V * C, T))
-        else:
-            x = self.bn(x.view(N * M, V * C, T))
-        return x.view(N * M, V, C, T).permute(0, 2, 3, 1).contiguous()
+def normalize_skeletons(data_bn: nn.Module, bn_type: str, num_person: int,
+                        x: torch.Tensor, owner: str) -> torch.Tensor:
+    """Apply a :func:`build_data_bn` norm: (N, M, T, V, C) -> (N*M, C, T, V).
+
+    Args:
+        data_bn (nn.Module): The norm :func:`build_data_bn` returned.
+        bn_type (str): Its ``bn_type``.
+        num_person (int): Its ``num_person``.
+        x (Tensor): Skeletons (N, M, T, V, C).
+        owner (str): The backbone's name, for the error message.
+
+    Raises:
+        ValueError: For ``'MVC'`` and inputs with another number of persons.
+    """
+    N, M, T, V, C = x.shape
+    if bn_type == 'MVC' and M != num_person:
+        raise ValueError(
+            f'{owner} was built for num_person={num_person} (the '
+            f"'MVC' data BN), got inputs with {M} persons; set "
+            'FormatGCNInput(num_person=...) and the backbone to match')
+    x = x.permute(0, 1, 3, 4, 2).contiguous()  # N, M, V, C, T
+    if bn_type == 'MVC':
+        x = data_bn(x.view(N, M * V * C, T))
+    else:
+        x = data_bn(x.view(N * M, V * C, T))
+    return x.view(N * M, V, C, T).permute(0, 2, 3, 1).contiguous()
 
 
 def check_graph_cfg(graph_cfg: Dict) -> Union[str, Mapping]:
@@ -225,7 +238,7 @@ def check_graph_cfg(graph_cfg: Dict) -> Union[str, Mapping]:
 
 
 __all__ = [
-    'NAMED_LAYOUTS', 'SkeletonDataBN', 'check_graph_cfg',
+    'DATA_BN_TYPES', 'NAMED_LAYOUTS', 'build_data_bn', 'check_graph_cfg',
     'hierarchical_adjacency', 'hierarchy_levels', 'hop_distances',
-    'resolve_layout'
+    'normalize_skeletons', 'resolve_layout'
 ]
