@@ -7,17 +7,18 @@ work dir is made (the traceback only with ``--debug``).
 """
 import argparse
 import difflib
+import functools
 import os
 import os.path as osp
 import sys
-from typing import Callable, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, NoReturn, Optional, Sequence, Tuple
 
 from mmengine.config import Config, DictAction
 
 from .. import runtime
 from ..utils.config_keys import ConfigError
 from ..utils.outputs import check_writable
-from .config_check import (check_buildable, check_class_texts,
+from .config_check import (build_model, check_buildable, check_class_texts,
                            check_config_keys, check_stage_plan)
 from .preflight import PreflightError, check_data
 
@@ -217,15 +218,12 @@ def check_test_checkpoint(cfg: Config, checkpoint: str) -> None:
     creates a work dir or evaluates anything (see
     :func:`~cocodiff_mm.engine.checkpoint_match.check_checkpoint_matches`).
     """
-    from mmaction.registry import MODELS
-    from mmengine.registry import init_default_scope
-
     from .checkpoint_match import check_checkpoint_matches
-    init_default_scope(cfg.get('default_scope', 'mmaction'))
-    check_checkpoint_matches(MODELS.build(cfg.model), checkpoint)
+    check_checkpoint_matches(build_model(cfg), checkpoint)
 
 
-def check_pretrained_gcn(cfg: Config) -> None:
+def check_pretrained_gcn(cfg: Config,
+                         model: Optional[Callable[[], Any]] = None) -> None:
     """Read a ``TwoStageLoop``'s ``train_cfg.pretrained`` against the
     config's model, and keep it for the loop.
 
@@ -235,11 +233,16 @@ def check_pretrained_gcn(cfg: Config) -> None:
     work dir exists, and the loop takes the tensors read here instead of
     reading the file again (``read_gcn_checkpoint(keep=True)``).
 
+    Args:
+        cfg (Config): The merged config.
+        model (Callable, optional): Returns the config's model, when the
+            caller has one to share. Defaults to ``None`` (built here).
+
     Raises:
         PretrainedCheckpointError: If the checkpoint is missing, corrupt or
             truncated, or does not fit the model's backbone/classifier.
     """
-    from mmaction.registry import LOOPS, MODELS
+    from mmaction.registry import LOOPS
     from mmengine.registry import init_default_scope
 
     from .pretrained_gcn import read_gcn_checkpoint
@@ -252,8 +255,8 @@ def check_pretrained_gcn(cfg: Config) -> None:
     if loop is not TwoStageLoop or train_cfg.get('pretrained') is None or \
             train_cfg.get('stage1_source', 'pretrained') != 'pretrained':
         return
-    read_gcn_checkpoint(train_cfg['pretrained'], MODELS.build(cfg.model),
-                        keep=True)
+    model = model() if model is not None else build_model(cfg)
+    read_gcn_checkpoint(train_cfg['pretrained'], model, keep=True)
 
 
 def choose_checkpoint_to_load(cfg: Config, auto_resume: bool,
@@ -291,13 +294,13 @@ def choose_checkpoint_to_load(cfg: Config, auto_resume: bool,
         ResumePlanError: For a checkpoint of another plan or model.
         CheckpointMismatchError: For keys or shapes that do not fit.
     """
-    from mmaction.registry import MODELS
-    from mmengine.registry import init_default_scope
-
     from .checkpoint_match import check_checkpoint_matches, read_checkpoint
     from .resume import newest_intact_checkpoint
     from .run_record import check_resume_record
-    check_pretrained_gcn(cfg)
+
+    # Built once, and only when a check needs it.
+    model = functools.lru_cache(maxsize=None)(lambda: build_model(cfg))
+    check_pretrained_gcn(cfg, model)
     # Every rank reads the same files and so decides the same.
     chatty = os.environ.get('RANK', '0') == '0'
 
@@ -314,8 +317,7 @@ def choose_checkpoint_to_load(cfg: Config, auto_resume: bool,
     if cfg.get('resume') and not replan:
         check_resume_record(checkpoint, path, cfg, say)
     if strict:
-        init_default_scope(cfg.get('default_scope', 'mmaction'))
-        check_checkpoint_matches(MODELS.build(cfg.model), path,
+        check_checkpoint_matches(model(), path,
                                  training=True, checkpoint=checkpoint)
 
 
