@@ -325,5 +325,8 @@ def run_dist_train(config: str, processes: int, *args: str,
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', config, str(processes), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stderr[-4000:]
+    # torchrun's own traceback fills the end of stderr: keep enough to
+    # show the failing rank's output above it.
+    assert result.returncode == 0, (
+        f'{result.stdout[-3000:]}\n{result.stderr[-10000:]}')
     return result

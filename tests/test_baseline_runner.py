@@ -1,6 +1,9 @@
 """The stock CTR-GCN baseline through our tools: train, test, distribute."""
+import importlib.util
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +56,46 @@ def test_dist_train_two_cpu_processes(ntu60_pickle, tmp_path):
     # 60 training clips, 8 per process and step, 2 processes: 4 steps.
     assert 'Epoch(train) [1][4/4]' in log
     assert (work / 'epoch_1.pth').is_file()
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module, to call its ``main()`` in-process."""
+    spec = importlib.util.spec_from_file_location(
+        f'tool_{name}', Path(__file__).parents[1] / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_rank_leaves_its_process_group_before_exit(ntu60_pickle, tmp_path,
+                                                     monkeypatch):
+    """A gloo group left to interpreter teardown can abort a rank whose run
+    succeeded (SIGABRT, torchrun then fails the run): train and test destroy
+    it themselves. One rank in this process (world size 1)."""
+    import socket
+
+    import torch.distributed as dist
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    for key, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
+                           MASTER_ADDR='127.0.0.1',
+                           MASTER_PORT=str(port)).items():
+        monkeypatch.setenv(key, value)
+    # mmengine's set-up exports these for the processes it would start;
+    # undone afterwards so that later tests' subprocesses keep their threads.
+    for key in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
+        monkeypatch.delenv(key, raising=False)
+    work = tmp_path / 'work'
+    monkeypatch.setattr(sys, 'argv', [
+        'train.py', BASELINE, '--launcher', 'pytorch', '--work-dir',
+        str(work), '--cfg-options', *tiny_options(ntu60_pickle),
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=2'])
+    assert load_tool('train').main() == 0
+    assert not dist.is_initialized()
+    monkeypatch.setattr(sys, 'argv', [
+        'test.py', BASELINE, str(work / 'epoch_1.pth'), '--launcher',
+        'pytorch', '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+        *tiny_options(ntu60_pickle)])
+    assert load_tool('test').main() == 0
+    assert not dist.is_initialized()

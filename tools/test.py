@@ -18,8 +18,8 @@ from cocodiff_mm.engine.hooks import NonFiniteError
 from cocodiff_mm.engine.launch import (RunnerArgumentParser,
                                       add_guard_hooks, add_runner_arguments,
                                       check_test_checkpoint, load_config,
-                                      report_error, run_checked,
-                                      parse_runner_arguments,
+                                      leave_process_group, report_error,
+                                      run_checked, parse_runner_arguments,
                                       prepare_to_run)
 from cocodiff_mm.utils.config_keys import ConfigError
 
@@ -105,6 +105,8 @@ def main() -> int:
         metrics = runner.test()
     except NonFiniteError as error:  # NaN scores: no metrics of them
         return report_error(error, args.debug)
+    finally:
+        leave_process_group()
     if args.metrics_out and runner.rank == 0:
         os.makedirs(
             osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)

@@ -22,6 +22,7 @@ from cocodiff_mm.engine.launch import (RunnerArgumentParser,
                                       choose_checkpoint_to_load,
                                       launcher_rank, load_config,
                                       report_error, run_checked,
+                                      leave_process_group,
                                       parse_runner_arguments,
                                       prepare_to_run)
 from cocodiff_mm.engine.work_dir_lock import WorkDirLock
@@ -164,6 +165,8 @@ def train(cfg: Config, args: argparse.Namespace) -> int:
             raise
         print(f'error: {error}', file=sys.stderr)
         return 2
+    finally:
+        leave_process_group()
     return 0
 
 

@@ -334,3 +334,18 @@ def add_guard_hooks(cfg: Config) -> None:
         if name not in present:
             hooks.append(dict(type=name))
     cfg.custom_hooks = hooks
+
+
+def leave_process_group() -> None:
+    """Destroy the process group that mmengine's ``init_dist`` created.
+
+    mmengine leaves it to interpreter exit, where gloo's worker threads may
+    still hold tensors whose release needs the interpreter being torn down:
+    a rank of a run that succeeded then dies with SIGABRT ("terminate
+    called without an active exception") and torchrun fails the whole run.
+    Destroying it while Python is alive is what torch's docs ask for. No
+    barrier first: a peer that failed would never arrive.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
