@@ -109,6 +109,8 @@ def test_class_texts_are_checked(tmp_path, texts, message):
      '(e.g. 0.8) or None, got 1.5'),
     ({'train_cfg.stage1.faithfulness_target': '80%'},
      "must be a fraction in (0, 1] (e.g. 0.8) or None, got '80%'"),
+    ({'train_cfg.stage1.faithfulness_target': True},
+     'must be a fraction in (0, 1] (e.g. 0.8) or None, got True'),
     ({'train_cfg.stage1.faithfulness_target': 0.8, 'custom_hooks': []},
      "train_cfg.stage1.faithfulness_target needs dict(type='Generation"
      "DiagnosticsHook') in custom_hooks"),
@@ -139,3 +141,20 @@ def test_only_stage1_takes_a_faithfulness_target():
     with pytest.raises(ConfigKeyError, match='train_cfg.stage2.'
                        'faithfulness_target is not an option'):
         check_config_keys(cfg)
+
+
+@pytest.mark.parametrize('options, message', [
+    ({'custom_hooks.3.interval': '2'},
+     "GenerationDiagnosticsHook.interval must be an int >= 1, got '2'"),
+    ({'custom_hooks.3.max_samples': 1},
+     'GenerationDiagnosticsHook.max_samples must be an int >= 2, got 1'),
+    ({'custom_hooks.0.warmup_epochs': -1},
+     'GeneratedLossRampHook.warmup_epochs must be a number >= 0, got -1'),
+])
+def test_hook_arguments_are_checked_before_training(options, message):
+    cfg = Config.fromfile(str(REPO / CONFIG))
+    cfg.merge_from_dict(options)
+    with pytest.raises(ConfigError) as error:
+        check_buildable(cfg, ('train_dataloader', 'val_dataloader'))
+    assert str(error.value).startswith(f'{cfg.filename}: custom_hooks[')
+    assert message in str(error.value)

@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Tuple, Union
 
 from mmengine.config import Config
 
+from ..utils.checks import is_int
 from ..utils.config_keys import ConfigError
 
 Names = Tuple[str, ...]
@@ -82,7 +83,7 @@ def choose_class_names(cfg: Config,
     """
     head = cfg.model.get('cls_head', {})
     num_classes = head.get('num_classes')
-    if not isinstance(num_classes, int) or num_classes < 1:
+    if not is_int(num_classes) or num_classes < 1:
         raise ConfigError(f'model.cls_head.num_classes is {num_classes!r} '
                           '(expected a positive int)')
     if name_file is not None:

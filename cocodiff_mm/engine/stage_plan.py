@@ -9,7 +9,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..utils.checks import check_choice, check_int
+from ..utils.checks import check_choice, check_int, is_int
 from ..utils.config_keys import ConfigError, refuse_unknown_keys
 
 #: Where stage 1 gets its GCN (the paper's Table V).
@@ -93,8 +93,8 @@ def faithfulness_target(cfg: Optional[Dict]) -> Optional[float]:
     target = (cfg or {}).get('faithfulness_target')
     if target is None:
         return None
-    if isinstance(target, bool) or not isinstance(target, (int, float)) \
-            or not 0 < target <= 1:
+    if not (is_int(target) or isinstance(target, float)) or \
+            not 0 < target <= 1:
         raise ConfigError(
             'train_cfg.stage1.faithfulness_target must be a fraction in '
             f'(0, 1] (e.g. 0.8) or None, got {target!r}')

@@ -4,6 +4,7 @@ from typing import Dict, Optional
 from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 
+from ...utils.checks import check_number
 from ..model_utils import unwrap_model
 from .rank_mean import mean_over_ranks
 from .stage_info import current_stage
@@ -48,9 +49,8 @@ class GeneratedLossRampHook(Hook):
     def __init__(self,
                  warmup_epochs: float = 0,
                  start_acc: Optional[float] = None) -> None:
-        if warmup_epochs < 0:
-            raise ValueError('GeneratedLossRampHook.warmup_epochs must be '
-                             f'>= 0, got {warmup_epochs}')
+        check_number(warmup_epochs, 'GeneratedLossRampHook.warmup_epochs',
+                     minimum=0)
         if start_acc is not None and not 0 < start_acc <= 1:
             raise ValueError('GeneratedLossRampHook.start_acc must be None '
                              f'or in (0, 1], got {start_acc}')

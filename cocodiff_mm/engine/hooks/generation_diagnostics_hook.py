@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 
 from ...analysis.feature_diagnostics import (accuracy, class_mean_distances,
                                              class_means, diversity)
+from ...utils.checks import check_int
 from ..feature_cache import PooledFeatureCache
 from ..model_utils import unwrap_model
 from .rank_mean import mean_over_ranks
@@ -77,10 +78,11 @@ class GenerationDiagnosticsHook(Hook):
                  num_div_pairs: int = 200,
                  seed: int = 0,
                  file_name: str = 'generation_diagnostics.jsonl') -> None:
-        if interval < 1 or max_samples < 2:
-            raise ValueError('GenerationDiagnosticsHook needs interval >= 1 '
-                             f'and max_samples >= 2, got {interval} and '
-                             f'{max_samples}')
+        check_int(interval, 'GenerationDiagnosticsHook.interval', minimum=1)
+        check_int(max_samples, 'GenerationDiagnosticsHook.max_samples',
+                  minimum=2)
+        check_int(num_div_pairs, 'GenerationDiagnosticsHook.num_div_pairs',
+                  minimum=1)
         self.interval = interval
         self.max_samples = max_samples
         self.num_div_pairs = num_div_pairs
