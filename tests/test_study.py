@@ -44,6 +44,36 @@ def test_shipped_spec_is_valid_and_gives_both_budgets_the_same_epochs():
     assert len(spec.budgets['cpu'].seeds) >= 3
 
 
+@pytest.mark.parametrize(
+    'path', sorted((REPO / 'configs' / 'studies').glob('*.py')),
+    ids=lambda path: path.stem)
+def test_every_arm_of_every_shipped_spec_builds_a_model_that_fits(path):
+    """An arm's budget and own options change the backbone's width (32
+    base channels on the CPU, 64 for BlockGCN): the pooled feature must have
+    the head's ``in_channels``, or the run would fail at its first step."""
+    from mmaction.models.utils import Graph
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope('mmaction')
+    spec = load_study_spec(str(path), root=str(REPO))
+    runner = StudyRunner(spec, 'cpu', root=str(REPO))
+    checked = set()
+    for arm in spec.arms:
+        model = runner.run_config(arm).model
+        key = repr((model.backbone.to_dict(), model.cls_head.in_channels))
+        if key in checked:  # most arms change the head, not the backbone
+            continue
+        checked.add(key)
+        backbone = MODELS.build(model.backbone).eval()
+        joints = Graph(**model.backbone.graph_cfg).num_node
+        skeletons = torch.zeros(1, model.backbone.get('num_person', 2), 8,
+                                joints, model.backbone.get('in_channels', 3))
+        with torch.no_grad():
+            width = backbone(skeletons).shape[2]
+        assert width == model.cls_head.in_channels, (arm.name, width)
+
+
 @pytest.mark.parametrize('body, message', [
     ("name='s'\nseeds=[0]\nbaseline='b'\nbudgets={}\n"
      "arms=[dict(name='b', config='configs/ctrgcn_demo.py', cfg_option=[])]",

@@ -327,27 +327,33 @@ class StudyRunner:
                 osp.join(self.root, arm.config))
         return self._configs[arm.config]
 
-    def config_digest(self, arm: Arm) -> str:
-        """Digest of the arm's training config as the study resolves it now.
+    def run_config(self, arm: Arm):
+        """The arm's training config as the study resolves it now: the
+        config file with its bases, merged with the budget's and the arm's
+        overrides exactly as ``tools/train.py`` merges ``--cfg-options``
+        (the per-seed ``train_cfg.pretrained`` excepted).
 
-        The config file with its bases, merged with the budget's and the
-        arm's overrides exactly as ``tools/train.py`` merges
-        ``--cfg-options``. The per-seed starting checkpoint
-        (``train_cfg.pretrained``) is not part of it.
+        Returns:
+            Config: A copy, free to change.
         """
-        if arm.name not in self._digests:
-            from ..engine.launch import add_runner_arguments
+        from ..engine.launch import add_runner_arguments
 
-            # tools/train.py's own parser, so that values and list indices
-            # resolve as they do for the run.
-            parser = argparse.ArgumentParser()
-            add_runner_arguments(parser)
-            options = self.run_options(arm)
-            overrides = parser.parse_args(
-                ['--cfg-options', *options] if options else []).cfg_options
-            cfg = copy.deepcopy(self.arm_config(arm))
-            cfg.merge_from_dict(overrides or {})
-            text = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+        # tools/train.py's own parser, so that values and list indices
+        # resolve as they do for the run.
+        parser = argparse.ArgumentParser()
+        add_runner_arguments(parser)
+        options = self.run_options(arm)
+        overrides = parser.parse_args(
+            ['--cfg-options', *options] if options else []).cfg_options
+        cfg = copy.deepcopy(self.arm_config(arm))
+        cfg.merge_from_dict(overrides or {})
+        return cfg
+
+    def config_digest(self, arm: Arm) -> str:
+        """Digest of :meth:`run_config`."""
+        if arm.name not in self._digests:
+            text = json.dumps(self.run_config(arm).to_dict(), sort_keys=True,
+                              default=str)
             self._digests[arm.name] = hashlib.sha256(
                 text.encode()).hexdigest()[:16]
         return self._digests[arm.name]
