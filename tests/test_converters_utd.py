@@ -56,7 +56,15 @@ def test_cli_whole_folder_splits_and_classes(converted):
     assert len(data['split']['xsub_train']) == 431
     assert len(data['split']['xsub_val']) == 430
     assert set(data['split']) == {
-        'xsub_train', 'xsub_val', 'xsub_dev_train', 'xsub_dev_val'}
+        'xsub_train', 'xsub_val', 'xsub_dev_train', 'xsub_dev_val',
+        'xsub_dev_train_s1', 'xsub_dev_train_s13'}
+    # The smaller training sets: 1 and 2 of the 3 subjects, nested.
+    sizes = [len(data['split'][k]) for k in
+             ('xsub_dev_train_s1', 'xsub_dev_train_s13', 'xsub_dev_train')]
+    assert sizes[0] < sizes[1] < sizes[2] == 323
+    assert set(data['split']['xsub_dev_train_s1']) < set(
+        data['split']['xsub_dev_train_s13']) < set(
+        data['split']['xsub_dev_train'])
     # The carve-out: subject 7 of the training subjects, nothing else.
     dev_train, dev_val = (set(data['split'][k])
                           for k in ('xsub_dev_train', 'xsub_dev_val'))
@@ -164,11 +172,14 @@ def test_names_and_splits():
     assert parse_utd_name('a12_s3_t4') == (12, 3, 4)
     with pytest.raises(ValueError, match='aA_sS_tT'):
         parse_utd_name('a12_s3.mat')
-    assert build_utd_splits(['a1_s1_t1', 'a1_s2_t1', 'a5_s7_t2'
-                             ]) == dict(xsub_train=['a1_s1_t1', 'a5_s7_t2'],
-                                        xsub_val=['a1_s2_t1'],
-                                        xsub_dev_train=['a1_s1_t1'],
-                                        xsub_dev_val=['a5_s7_t2'])
+    assert build_utd_splits([
+        'a1_s1_t1', 'a1_s2_t1', 'a5_s7_t2', 'a2_s3_t1', 'a3_s5_t1'
+    ]) == dict(xsub_train=['a1_s1_t1', 'a5_s7_t2', 'a2_s3_t1', 'a3_s5_t1'],
+               xsub_val=['a1_s2_t1'],
+               xsub_dev_train=['a1_s1_t1', 'a2_s3_t1', 'a3_s5_t1'],
+               xsub_dev_val=['a5_s7_t2'],
+               xsub_dev_train_s1=['a1_s1_t1'],
+               xsub_dev_train_s13=['a1_s1_t1', 'a2_s3_t1'])
     with pytest.raises(ValueError, match='subject 9'):
         build_utd_splits(['a1_s9_t1'])
 
@@ -203,4 +214,6 @@ def test_bad_files_are_reported_and_cli_exits_1(tmp_path, capsys):
     assert [a['frame_dir'] for a in data['annotations']] == ['a2_s1_t1']
     assert data['annotations'][0]['label'] == 1
     assert data['split'] == dict(xsub_train=['a2_s1_t1'], xsub_val=[],
-                                 xsub_dev_train=['a2_s1_t1'], xsub_dev_val=[])
+                                 xsub_dev_train=['a2_s1_t1'], xsub_dev_val=[],
+                                 xsub_dev_train_s1=['a2_s1_t1'],
+                                 xsub_dev_train_s13=['a2_s1_t1'])

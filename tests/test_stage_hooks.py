@@ -21,6 +21,7 @@ resume) is checked across two killed-and-resumed processes in
 """
 import argparse
 import json
+import math
 import shutil
 
 import pytest
@@ -303,6 +304,14 @@ def test_measured_faithfulness_reaches_the_message_hub(early_runs, full_run):
     assert len(stage1) == 3 and all(
         0 <= line['gen_acc'] <= 1 and line['num_samples'] > 0
         for line in stage1)
+    # Hardness: a classifier that recognises every feature of a set has a
+    # positive mean margin on it, one that recognises none a negative one.
+    for line in stage1:
+        for kind, acc in (('gen', line['gen_acc']),
+                          ('real', line['real_acc'])):
+            value = line[f'margin_{kind}']
+            assert math.isfinite(value)
+            assert value > 0 if acc == 1 else value < 0 if acc == 0 else True
     # Without a planned hook the message hub holds what the real hook
     # measured after the last stage-1 epoch (single process: the all-rank
     # mean is the rank's own); stage 2 leaves it alone.

@@ -12,7 +12,8 @@ import torch
 
 from conftest import REPO, run_ok, run_tool, tiny_utd_options
 from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
-                                                      class_means, diversity)
+                                                      class_means, diversity,
+                                                      margin)
 from cocodiff_mm.analysis.learning_criteria import learning_criteria
 from cocodiff_mm.analysis.study import (StudyRunner, StudySpecError,
                                         format_study_table, load_study_spec,
@@ -148,6 +149,11 @@ def test_diagnostics_against_closed_forms():
     assert values['own'] == pytest.approx(2.0)
     assert values['nearest_other'] == pytest.approx(2.0)
     assert values['ratio'] == pytest.approx(1.0)
+    # Margins: 3 - 1 = 2 (right), 0.5 - 2 = -1.5 (wrong), 1 - 1 = 0 (tie
+    # with the best other class; the own score is excluded from "others").
+    scores = torch.tensor([[3.0, 1.0, -1.0], [2.0, 0.5, 0.0],
+                           [1.0, 0.0, 1.0]])
+    assert margin(scores, torch.tensor([0, 1, 2])) == pytest.approx(0.5 / 3)
 
 
 def fake_tools(commands):
@@ -342,6 +348,32 @@ def test_learning_table_shows_the_worst_seed(tmp_path):
             '2.50 / 3.30 | -2.0 |') in table
     # Val: 75.0 ± 7.1; paired +0.2 and +0.2 -> +20.0 ± 0.0, both better.
     assert '| cocodiff | 2 | 75.0 ± 7.1 | +20.0 ± 0.0 (2/2) |' in table
+
+
+def test_study_table_shows_the_hardness_of_generated_features(tmp_path):
+    spec = baseline_and_cocodiff_spec(tmp_path, seeds=[0, 1])
+
+    def run(gen_margins, real_margin):
+        # One run from before the margins existed: no key, not counted.
+        stage = dict(gen_acc=0.9, div_gen=1.0, div_real=2.0,
+                     dist_ratio_gen=0.5)
+        if gen_margins is not None:
+            stage.update(margin_gen=gen_margins, margin_real=real_margin)
+        return dict(val={'acc/top1': 0.5}, train_seconds=60,
+                    diagnostics=dict(diffusion=dict(stage), joint=stage))
+
+    results = dict(baseline={0: run(None, None)},
+                   cocodiff={0: run(3.0, 1.0), 1: run(5.0, 2.0),
+                             2: run(None, None)})
+    table = format_study_table(spec, spec.budgets['cpu'], results)
+    header = next(line for line in table.splitlines()
+                  if line.startswith('| arm |'))
+    row = next(line for line in table.splitlines()
+               if line.startswith('| cocodiff |'))
+    cells = dict(zip(header.split(' | '), row.split(' | ')))
+    assert cells['margin s1 gen/real'] == '4.00 / 1.50'
+    assert cells['margin s2 gen/real'] == '4.00 / 1.50'
+    assert len(header.split('|')) == len(row.split('|'))
 
 
 def dumped_top1(path, expected_count: int) -> float:

@@ -11,7 +11,11 @@ generated features can help a classifier:
   collapse onto a few points have a DIV far below the real one;
 * **class-mean distances**: how far a feature lies from its own class's
   real mean, against the nearest other class's real mean. A ratio near or
-  above 1 means generated features sit between classes.
+  above 1 means generated features sit between classes;
+* **hardness**: the classifier's margin on a feature, its own class's
+  score minus the best other class's. Generated features with a larger
+  margin than real ones are easier than the data; they may teach the
+  classifier little that the real clips do not.
 """
 from typing import Dict, Optional
 
@@ -87,3 +91,12 @@ def class_mean_distances(features: torch.Tensor, labels: torch.Tensor,
 def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy of class scores (N, K)."""
     return (scores.argmax(dim=1) == labels).float().mean().item()
+
+
+def margin(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean margin of class scores (N, K): each sample's own class's score
+    minus the highest score of the other classes (negative: misclassified;
+    small: a hard sample)."""
+    own = scores.gather(1, labels[:, None]).squeeze(1)
+    others = scores.scatter(1, labels[:, None], float('-inf'))
+    return (own - others.amax(dim=1)).mean().item()

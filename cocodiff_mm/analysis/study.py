@@ -649,13 +649,14 @@ def format_study_table(spec: StudySpec, budget: Budget,
         'only). Top-1 %, mean ± std over seeds; Δ paired per seed vs '
         f'`{spec.baseline}` (seeds better / seeds).', '',
         '| arm | seeds | val top-1 | Δ val | test top-1 | Δ test | '
-        'train min | gen acc s1 | gen acc s2 | DIV gen/real | '
-        'dist ratio gen |', '|' + '---|' * 11
+        'train min | gen acc s1 | gen acc s2 | margin s1 gen/real | '
+        'margin s2 gen/real | DIV gen/real | dist ratio gen |',
+        '|' + '---|' * 13
     ]
     for arm in spec.arms:
         runs = results.get(arm.name)
         if not runs:
-            lines.append(f'| {arm.name} | 0 | not run |' + ' |' * 8)
+            lines.append(f'| {arm.name} | 0 | not run |' + ' |' * 10)
             continue
         val = {s: r['val']['acc/top1'] for s, r in runs.items()}
         test = {s: r['test']['acc/top1'] for s, r in runs.items()
@@ -676,7 +677,10 @@ def format_study_table(spec: StudySpec, budget: Budget,
     lines += [
         '', 'gen acc s1: the frozen pretrained classifier on generated '
         'features at the end of stage 1 (class faithfulness); s2: the '
-        'final classifier on them at the end of stage 2. DIV: '
+        'final classifier on them at the end of stage 2. margin: the '
+        'classifier\'s own-class score minus its best other score, mean '
+        'over generated and over real features (larger: easier), frozen '
+        '(s1) and final (s2) classifier. DIV: '
         'Action2Motion diversity, generated over real, at the end of '
         'stage 2. dist ratio: distance to the own class mean over the '
         'distance to the nearest other class mean (< 1: on the right '
@@ -744,9 +748,10 @@ def _diagnostic_columns(runs: Dict[int, Dict]) -> str:
     """Mean over seeds of the stage-1/2 diagnostics columns."""
 
     def column(objective: str, key: str, scale: float = 1.0) -> List[float]:
+        # Runs from before a diagnostic existed lack its key.
         return [r['diagnostics'][objective][key] * scale
                 for r in runs.values()
-                if objective in r.get('diagnostics', {})]
+                if key in r.get('diagnostics', {}).get(objective, {})]
 
     def fmt(values: List[float], digits: int = 1) -> str:
         return f'{sum(values) / len(values):.{digits}f}' if values else '—'
@@ -756,6 +761,10 @@ def _diagnostic_columns(runs: Dict[int, Dict]) -> str:
     div = [g / r for g, r in zip(
         column('joint', 'div_gen'), column('joint', 'div_real'))]
     ratio = column('joint', 'dist_ratio_gen')
-    return f'{fmt(s1)} | {fmt(s2)} | {fmt(div, 2)} | {fmt(ratio, 2)}'
+    margins = [f'{fmt(column(o, "margin_gen"), 2)} / '
+               f'{fmt(column(o, "margin_real"), 2)}'
+               for o in ('diffusion', 'joint')]
+    return (f'{fmt(s1)} | {fmt(s2)} | {margins[0]} | {margins[1]} | '
+            f'{fmt(div, 2)} | {fmt(ratio, 2)}')
 
 

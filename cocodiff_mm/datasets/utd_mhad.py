@@ -23,6 +23,12 @@ UTD_XSUB_VAL_SUBJECTS = frozenset((2, 4, 6, 8))
 #: The training subject held out for model selection: ``xsub_dev_val``.
 #: Every study choice is made on it, never on the test subjects.
 UTD_DEV_VAL_SUBJECT = 7
+#: Smaller development training sets (the gain against data size): the
+#: first one and two of the development training subjects 1, 3, 5.
+UTD_DEV_TRAIN_SUBSETS = {
+    'xsub_dev_train_s1': frozenset((1, )),
+    'xsub_dev_train_s13': frozenset((1, 3)),
+}
 
 _NAME_PATTERN = re.compile(r'a(\d+)_s(\d+)_t(\d+)(?:_skeleton)?')
 
@@ -138,19 +144,23 @@ def build_utd_splits(frame_dirs: Iterable[str]) -> Dict[str, List[str]]:
       6, 8): the standard protocol (``xsub_val`` is the test split);
     * ``xsub_dev_train`` (subjects 1, 3, 5) and ``xsub_dev_val`` (subject 7):
       the training subjects split for model selection, so that no choice
-      is made on the test subjects (``tools/study.py``).
+      is made on the test subjects (``tools/study.py``);
+    * ``xsub_dev_train_s1`` (subject 1) and ``xsub_dev_train_s13``
+      (subjects 1, 3): smaller training sets of the same protocol
+      (:data:`UTD_DEV_TRAIN_SUBSETS`).
 
     Args:
         frame_dirs (Iterable[str]): Sample names ``aA_sS_tT``.
 
     Returns:
-        dict[str, list[str]]: The four splits.
+        dict[str, list[str]]: The six splits.
 
     Raises:
         ValueError: If a subject is outside 1..8.
     """
     splits = dict(
-        xsub_train=[], xsub_val=[], xsub_dev_train=[], xsub_dev_val=[])
+        xsub_train=[], xsub_val=[], xsub_dev_train=[], xsub_dev_val=[],
+        **{name: [] for name in UTD_DEV_TRAIN_SUBSETS})
     for frame_dir in frame_dirs:
         _, subject, _ = parse_utd_name(frame_dir)
         if subject in UTD_XSUB_TRAIN_SUBJECTS:
@@ -158,6 +168,9 @@ def build_utd_splits(frame_dirs: Iterable[str]) -> Dict[str, List[str]]:
             dev = ('xsub_dev_val'
                    if subject == UTD_DEV_VAL_SUBJECT else 'xsub_dev_train')
             splits[dev].append(frame_dir)
+            for name, subjects in UTD_DEV_TRAIN_SUBSETS.items():
+                if subject in subjects:
+                    splits[name].append(frame_dir)
         elif subject in UTD_XSUB_VAL_SUBJECTS:
             splits['xsub_val'].append(frame_dir)
         else:

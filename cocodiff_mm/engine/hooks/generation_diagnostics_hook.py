@@ -8,7 +8,7 @@ from mmaction.registry import HOOKS
 from mmengine.hooks import Hook
 
 from ...analysis.feature_diagnostics import (accuracy, class_mean_distances,
-                                             class_means, diversity)
+                                             class_means, diversity, margin)
 from ...utils.checks import check_int
 from ..feature_cache import PooledFeatureCache
 from ..model_utils import unwrap_model
@@ -39,6 +39,10 @@ class GenerationDiagnosticsHook(Hook):
       and on the generated features. In stage 1 the classifier is the
       frozen pretrained one, so ``gen_acc`` is the class faithfulness of
       the diffusion;
+    * ``margin_real`` and ``margin_gen``: the classifier's mean margin
+      (own class's score minus the best other's) on both: how hard the
+      generated features are against the real ones (the frozen classifier
+      in stage 1, the one being trained in stage 2);
     * ``div_real`` and ``div_gen``: DIV (Action2Motion) of both sets;
     * ``dist_own_gen``, ``dist_other_gen`` and ``dist_ratio_gen``: mean
       distance of generated features to their own class's real mean and to
@@ -173,10 +177,13 @@ class GenerationDiagnosticsHook(Hook):
         means = class_means(pooled, labels, head.num_classes)
         gen_dist = class_mean_distances(generated, labels, means)
         real_dist = class_mean_distances(pooled, labels, means)
+        real_scores, gen_scores = head.fc(pooled), head.fc(generated)
         return dict(
             num_samples=len(labels),
-            real_acc=accuracy(head.fc(pooled), labels),
-            gen_acc=accuracy(head.fc(generated), labels),
+            real_acc=accuracy(real_scores, labels),
+            gen_acc=accuracy(gen_scores, labels),
+            margin_real=margin(real_scores, labels),
+            margin_gen=margin(gen_scores, labels),
             div_real=diversity(pooled, self.num_div_pairs, generator),
             div_gen=diversity(generated, self.num_div_pairs, generator),
             dist_own_gen=gen_dist['own'],
