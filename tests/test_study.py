@@ -133,6 +133,22 @@ def test_paired_difference_is_per_seed():
     assert paired_difference({5: 1.0}, base) is None
 
 
+def test_paired_t_test_against_its_closed_form():
+    # Differences 1, 2, 3: mean 2, std 1, t = 2 sqrt(3) on 2 degrees of
+    # freedom, whose tail is 1/2 (1 - t / sqrt(t^2 + 2)) in closed form.
+    diff = paired_difference({0: 1.0, 1: 2.0, 2: 3.0},
+                             {0: 0.0, 1: 0.0, 2: 0.0})
+    t = 2 * math.sqrt(3)
+    assert diff['p'] == pytest.approx(1 - t / math.sqrt(t * t + 2))
+    # The sign does not matter (two-sided); one seed or equal differences
+    # leave no test.
+    assert paired_difference({0: -1.0, 1: -2.0, 2: -3.0},
+                             {0: 0.0, 1: 0.0, 2: 0.0})['p'] == \
+        pytest.approx(diff['p'])
+    assert paired_difference({0: 1.0}, {0: 0.0})['p'] is None
+    assert paired_difference({0: 1.0, 1: 1.0}, {0: 0.0, 1: 0.0})['p'] is None
+
+
 def test_diagnostics_against_closed_forms():
     # Two points at distance 2: every pair of distinct features is 2 apart.
     features = torch.tensor([[0.0, 0.0], [2.0, 0.0]])

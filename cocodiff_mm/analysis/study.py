@@ -235,17 +235,22 @@ def paired_difference(values: Dict[int, float],
 
     Returns:
         dict | None: ``mean``, ``std``, ``n``, ``wins`` (seeds where the arm
-        is better) and ``sem`` (standard error), or None without common
-        seeds.
+        is better), ``sem`` (standard error) and ``p``, the two-sided p-value
+        of a paired t test (None below 2 seeds or when every difference is
+        the same), or None without common seeds.
     """
     seeds = sorted(set(values) & set(reference))
     if not seeds:
         return None
     diffs = [values[s] - reference[s] for s in seeds]
     mean, std = mean_std(diffs)
+    sem = std / math.sqrt(len(seeds))
+    p = None
+    if len(seeds) > 1 and sem > 1e-12:  # not float noise of equal ones
+        from scipy.stats import t as student_t
+        p = float(2 * student_t.sf(abs(mean / sem), len(seeds) - 1))
     return dict(mean=mean, std=std, n=len(seeds),
-                wins=sum(d > 0 for d in diffs),
-                sem=std / math.sqrt(len(seeds)))
+                wins=sum(d > 0 for d in diffs), sem=sem, p=p)
 
 
 class StudyRunner:
@@ -626,8 +631,9 @@ def _percent(values: Sequence[float]) -> str:
 def _delta(diff: Optional[Dict]) -> str:
     if diff is None:
         return '—'
+    p = '' if diff.get('p') is None else f', p {diff["p"]:.2f}'
     return (f'{100 * diff["mean"]:+.1f} ± {100 * diff["std"]:.1f} '
-            f'({diff["wins"]}/{diff["n"]})')
+            f'({diff["wins"]}/{diff["n"]}{p})')
 
 
 def format_study_table(spec: StudySpec, budget: Budget,
@@ -647,7 +653,8 @@ def format_study_table(spec: StudySpec, budget: Budget,
         f'epochs, stage 1: {budget.stage1_epochs}); validation split '
         f'`{spec.val_split}`, test split `{spec.test_split}` (final arms '
         'only). Top-1 %, mean ± std over seeds; Δ paired per seed vs '
-        f'`{spec.baseline}` (seeds better / seeds).', '',
+        f'`{spec.baseline}` (seeds better / seeds, p: two-sided paired t '
+        'test).', '',
         '| arm | seeds | val top-1 | Δ val | test top-1 | Δ test | '
         'train min | gen acc s1 | gen acc s2 | margin s1 gen/real | '
         'margin s2 gen/real | DIV gen/real | dist ratio gen |',
