@@ -108,6 +108,7 @@ def test_machine_info_is_what_a_training_process_gets(monkeypatch):
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     info = machine_info()
     assert info['torch_threads'] == 1 and info['omp_num_threads'] == '1'
+    assert info['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
     monkeypatch.delenv('OMP_NUM_THREADS')
     assert machine_info()['omp_num_threads'] is None
     if shutil.which('lscpu'):

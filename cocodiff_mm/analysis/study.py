@@ -201,13 +201,17 @@ def machine_info(python: str = sys.executable) -> Dict:
     (``OMP_NUM_THREADS`` when set, else torch's default for the machine).
 
     Returns:
-        dict: ``torch_threads``, ``omp_num_threads`` (the variable, or None)
-        and ``cpu_model`` (``lscpu``'s "Model name", else
-        ``platform.processor()``).
+        dict: ``torch_threads``, ``omp_num_threads`` (the variable, or
+        None), ``cpu_capability`` (the SIMD level torch's CPU kernels use,
+        e.g. ``AVX2`` or ``AVX512``: "AMD EPYC" names several generations,
+        whose kernels round differently) and ``cpu_model`` (``lscpu``'s
+        "Model name", else ``platform.processor()``).
     """
-    threads = subprocess.run(
-        [python, '-c', 'import torch; print(torch.get_num_threads())'],
-        capture_output=True, text=True, check=True).stdout.split()[-1]
+    threads, capability = subprocess.run(
+        [python, '-c', 'import torch; print(torch.get_num_threads(), '
+         'torch.backends.cpu.get_cpu_capability())'],
+        capture_output=True, text=True,
+        check=True).stdout.splitlines()[-1].split()
     try:
         lscpu = subprocess.run(['lscpu'], capture_output=True, text=True,
                                env=dict(os.environ, LC_ALL='C')).stdout
@@ -217,6 +221,7 @@ def machine_info(python: str = sys.executable) -> Dict:
               if line.partition(':')[0].strip() == 'Model name']
     return dict(torch_threads=int(threads),
                 omp_num_threads=os.environ.get('OMP_NUM_THREADS'),
+                cpu_capability=capability,
                 cpu_model=next(filter(None, models), platform.processor()))
 
 
