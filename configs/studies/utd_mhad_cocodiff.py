@@ -33,7 +33,7 @@ arms = [
     dict(name='cocodiff', config=_cocodiff, init_from='baseline',
          cfg_options=[_minilm, _ramp5],
          description='fine + coarse text, MiniLM encoder, T=30, the '
-         'defaults until 2026-12-07 (start step 10, AdamW for the '
+         'defaults before gen_no_ramp (start step 10, AdamW for the '
          'diffusion, MLP UNet, gradients through the last 3 steps, CE on '
          'generated features ramped up over 5 stage-2 epochs)'),
     dict(name='random_encoder', config=_cocodiff, init_from='baseline',
@@ -82,11 +82,11 @@ arms = [
          cfg_options=[_minilm, _no_ramp],
          description='stage 2: CE on generated features at full weight from '
          'the first iteration (cocodiff: ramped up over 5 epochs); chosen '
-         'on validation, the shipped default since 2026-12-07'),
+         'on validation, the shipped default'),
     dict(name='random_encoder_no_ramp', config=_cocodiff,
          init_from='baseline', cfg_options=[_random, _no_ramp],
-         description='the random-encoder control at the defaults of '
-         '2026-12-07 (as gen_no_ramp with an untrained text encoder)'),
+         description='the random-encoder control at the shipped defaults '
+         '(as gen_no_ramp with an untrained text encoder)'),
     dict(name='gen_weight_half', config=_cocodiff, init_from='baseline',
          cfg_options=[_minilm, _ramp5, 'model.cls_head.loss_gen_weight=0.5'],
          description='stage 2: CE on generated features weighted 0.5 '
