@@ -289,6 +289,66 @@ def run_tool(*args: str, timeout: int = 600, env: Optional[dict] = None):
     return result
 
 
+#: Tool modules loaded by :func:`run_tool_in_process`, by script path.
+_TOOL_MODULES: Dict[str, object] = {}
+
+
+def run_tool_in_process(script: str, *args: str,
+                        env: Optional[dict] = None):
+    """``python SCRIPT ARGS`` as a call of the tool's ``main()`` here.
+
+    For commands a tool refuses before it trains: a fresh interpreter pays
+    several seconds of imports per launch, most of the suite's time when
+    every refusal had one. The tool's own prints to stdout and stderr are
+    captured; ``sys.exit`` (argparse's usage errors) keeps its status, and
+    an uncaught exception becomes status 1 with its traceback on stderr, as
+    the interpreter would report it. It runs in the repository root with
+    ``env`` added; both are undone afterwards. Loggers made before the call
+    keep their streams, and Python warnings go to pytest: check the
+    ``error:`` line and the disk, not the Runner's log.
+
+    Returns:
+        subprocess.CompletedProcess: ``returncode``, ``stdout``, ``stderr``.
+    """
+    import contextlib
+    import importlib.util
+    import io
+    import subprocess
+    import sys
+    import traceback
+
+    if script not in _TOOL_MODULES:
+        spec = importlib.util.spec_from_file_location(
+            f'_tool_{Path(script).stem}', REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOL_MODULES[script] = module
+    main = _TOOL_MODULES[script].main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    os.environ.update(env or {})
+    sys.argv = [script, *args]
+    os.chdir(REPO)
+    try:
+        with contextlib.redirect_stdout(stdout), \
+                contextlib.redirect_stderr(stderr):
+            try:
+                status = main()
+            except SystemExit as exit_:
+                status = exit_.code if isinstance(exit_.code, int) else (
+                    0 if exit_.code is None else 1)
+            except Exception:  # noqa: BLE001 (reported as Python would)
+                traceback.print_exc()
+                status = 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+    return subprocess.CompletedProcess([script, *args], status,
+                                       stdout.getvalue(), stderr.getvalue())
+
+
 def run_ok(*args: str, **kwargs):
     """:func:`run_tool` that must succeed."""
     result = run_tool(*args, **kwargs)

@@ -4,7 +4,10 @@ with nothing lost or half-written.
 Every case runs the code a user runs: ``tools/train.py``, ``tools/test.py``,
 ``tools/infer.py`` or ``tools/export_inference_ckpt.py`` in a subprocess, or
 (for a disk that fills up in the middle of a write) the writer itself under
-the fault. Each asserts the exit status, the error line (the file, the key
+the fault. The parametrized families of refusals call the tool's ``main()``
+in this process (``run_tool_in_process``: the same code without a fresh
+interpreter's seconds of imports); the single cases around them, the
+``--debug`` traceback and every case that trains run as processes. Each asserts the exit status, the error line (the file, the key
 or sample, the expected value or the way out) and what is left on disk. The
 README's "Reliability" section gives the number of tests here, counted with
 
@@ -30,8 +33,8 @@ import pytest
 import torch
 
 from conftest import (REPO, make_skeleton_annotations, read_log, run_ok,
-                      run_tool, tiny_options, write_ddp_checkpoint,
-                      write_pickle)
+                      run_tool, run_tool_in_process, tiny_options,
+                      write_ddp_checkpoint, write_pickle)
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 COCODIFF = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
@@ -155,11 +158,10 @@ def test_bad_data_stops_train_before_the_runner(tmp_path, case):
     content, fragments = DATA_CASES[case]
     ann_file = write_data_case(content, tmp_path / 'data' / 'ntu60_3d.pkl')
     work_dir = tmp_path / 'work'
-    result = run_tool('tools/train.py', BASELINE, '--work-dir',
-                      str(work_dir), '--cfg-options',
-                      f'{TRAIN_FIELD}={ann_file}',
-                      f'val_dataloader.dataset.ann_file={ann_file}',
-                      timeout=120, env=dict(OMP_NUM_THREADS='1'))
+    result = run_tool_in_process(
+        'tools/train.py', BASELINE, '--work-dir', str(work_dir),
+        '--cfg-options', f'{TRAIN_FIELD}={ann_file}',
+        f'val_dataloader.dataset.ann_file={ann_file}')
     assert result.returncode == 2, (result.returncode, result.stderr[-3000:])
     assert 'Traceback' not in result.stderr
     errors = error_lines(result)
@@ -222,8 +224,9 @@ CONFIG_CASES = {
 def test_bad_config_exits_2_before_a_work_dir_exists(tmp_path, case):
     options, fragments = CONFIG_CASES[case]
     work_dir = tmp_path / 'work'
-    result = run_tool('tools/train.py', DEMO, '--work-dir', str(work_dir),
-                      '--cfg-options', *options(tmp_path), timeout=120)
+    result = run_tool_in_process('tools/train.py', DEMO, '--work-dir',
+                                 str(work_dir), '--cfg-options',
+                                 *options(tmp_path))
     error = one_error_line(result)
     for fragment in fragments:
         assert fragment in error, (fragment, error)
@@ -412,7 +415,7 @@ def test_a_corrupt_checkpoint_is_one_line(checkpoint, ntu60_pickle,
     else:
         truncated_copy(checkpoint, bad)
     command, suffix = CORRUPT_READERS[reader]
-    error = one_error_line(run_tool(
+    error = one_error_line(run_tool_in_process(
         *command(bad, tmp_path, ntu60_pickle, text_bank_cache)))
     assert f'error: {bad}: corrupt or truncated checkpoint' in error
     assert error.endswith(suffix)
@@ -817,7 +820,7 @@ def test_a_checkpoint_of_nan_weights_is_refused_when_loaded(
     bad = nan_copy(checkpoint, tmp_path / 'nan.pth',
                    [FIRST_BACKBONE_PARAM, 'cls_head.fc.weight'])
     command, suffix = NAN_READERS[reader]
-    error = one_error_line(run_tool(
+    error = one_error_line(run_tool_in_process(
         *command(bad, tmp_path, ntu60_pickle, text_bank_cache)))
     assert error.startswith(
         f'error: {bad}: non-finite weights (NaN/inf) in 2 tensors '
@@ -998,10 +1001,10 @@ def test_a_bad_config_value_is_one_line_before_the_work_dir(
         ntu60_pickle, text_bank_cache, tmp_path, case):
     option, fragments = BAD_VALUE_CASES[case]
     work_dir = tmp_path / 'work'
-    result = run_tool(
+    result = run_tool_in_process(
         'tools/train.py', COCODIFF, '--work-dir', str(work_dir),
         '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
-        *SHORT_STAGES, option, timeout=300, env=dict(OMP_NUM_THREADS='1'))
+        *SHORT_STAGES, option)
     error = one_error_line(result)
     assert error.startswith(f'error: {COCODIFF}: '), error
     for fragment in fragments:
@@ -1047,8 +1050,8 @@ def test_a_bad_command_line_is_one_line_before_the_work_dir(tmp_path, case):
     work_dir = tmp_path / 'work'
     if '--work-dir' not in arguments:
         arguments += ['--work-dir', str(work_dir)]
-    error = one_error_line(run_tool('tools/train.py', *arguments,
-                                    timeout=120))
+    error = one_error_line(run_tool_in_process('tools/train.py',
+                                               *arguments))
     for fragment in fragments:
         assert fragment in error, (fragment, error)
     assert not work_dir.exists()
