@@ -106,6 +106,28 @@ arms = [
          ],
          description='lambda (coarse-text loss weight) 0.5 (default 1.0)'),
 ]
+# Levers that trade faithfulness for diversity (issue 26), on validation
+# only, each against the shipped defaults: the noise level the chain starts
+# from (start step of T=30), T at the default's noise level, and lambda.
+_levers = dict(
+    lever_start5=(['model.cls_head.generation.start_step=5'],
+                  'chain from step 5 of 30 (less noise: more faithful)'),
+    lever_start20=(['model.cls_head.generation.start_step=20'],
+                   'chain from step 20 of 30 (more noise: more diverse)'),
+    lever_T10=(['model.cls_head.diffusion.num_steps=10',
+                'model.cls_head.generation.start_step=4'],
+               'T=10, start step 4 (the noise level of step 10 of 30)'),
+    lever_lambda_half=(['model.cls_head.loss_text.loss_weight=0.5'],
+                       'lambda (coarse-text loss weight) 0.5'),
+    lever_lambda_double=(['model.cls_head.loss_text.loss_weight=2.0'],
+                         'lambda 2.0'),
+)
+arms += [
+    dict(name=_name, config=_cocodiff, init_from='baseline',
+         cfg_options=[_minilm, _no_ramp, *_options],
+         description=f'lever on gen_no_ramp: {_text}')
+    for _name, (_options, _text) in _levers.items()
+]
 
 _no_workers = []
 for _loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

@@ -42,3 +42,20 @@ arms = [
          description='no text: unconditional diffusion, no coarse-text '
          'loss'),
 ]
+# The levers of utd_mhad_cocodiff.py (the same names and values; a base's
+# variables cannot be iterated here) at this size, each against `cocodiff`,
+# on validation only.
+_levers = dict(
+    lever_start5=['model.cls_head.generation.start_step=5'],
+    lever_start20=['model.cls_head.generation.start_step=20'],
+    lever_T10=['model.cls_head.diffusion.num_steps=10',
+               'model.cls_head.generation.start_step=4'],
+    lever_lambda_half=['model.cls_head.loss_text.loss_weight=0.5'],
+    lever_lambda_double=['model.cls_head.loss_text.loss_weight=2.0'],
+)
+arms += [
+    dict(name=_name, config=_cocodiff, init_from='baseline',
+         cfg_options=_size + [_minilm, *_options],
+         description='lever on cocodiff: ' + ' '.join(_options))
+    for _name, _options in _levers.items()
+]
