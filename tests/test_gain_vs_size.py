@@ -360,3 +360,13 @@ def test_tool_writes_table_and_plot_and_refuses_a_bad_file(tmp_path):
               if line.startswith('error:')]
     assert len(errors) == 1
     assert f"{bad}: sizes[0].arms: missing role 'cocodiff'" in errors[0]
+
+
+def test_the_shipped_sizes_file_names_arms_of_the_shipped_specs():
+    """The three sizes, small to full, each with an arm for every role."""
+    sizes = load_sizes(str(REPO / 'configs' / 'analysis' /
+                           'utd_mhad_gain_vs_size.py'), root=str(REPO))
+    assert [s.spec.name for s in sizes] == [
+        'utd_mhad_size_s1', 'utd_mhad_size_s13', 'utd_mhad_cocodiff']
+    assert sizes[2].arms == dict(baseline='baseline', cocodiff='gen_no_ramp',
+                                 class_codes='random_encoder_no_ramp')

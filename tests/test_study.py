@@ -227,7 +227,7 @@ def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
     result = runner.read_result(spec.arm('cocodiff'), 1)
     assert result['machine'] == runner.machine()
     assert set(result['machine']) == {'torch_threads', 'omp_num_threads',
-                                      'cpu_model'}
+                                      'cpu_capability', 'cpu_model'}
     # Seeds 0 and 2 have no validation result, yet seed 1 may be tested.
     runner.run_test(spec.final)
     tested = [c for c in commands if 'test_dataloader.dataset.split='

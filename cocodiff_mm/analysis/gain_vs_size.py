@@ -1,7 +1,7 @@
 """Test gain against training-set size, from finished accuracy studies.
 
 A sizes file (a Python config, e.g.
-``configs/studies/utd_mhad_gain_vs_size.py``) lists one study spec per
+``configs/analysis/utd_mhad_gain_vs_size.py``) lists one study spec per
 training-set size and which of its arms plays each role::
 
     sizes = [

@@ -2,7 +2,7 @@
 finished, tested studies (see cocodiff_mm/analysis/gain_vs_size.py).
 
     python tools/analysis/gain_vs_size.py \\
-        configs/studies/utd_mhad_gain_vs_size.py --budget cpu --out-dir docs
+        configs/analysis/utd_mhad_gain_vs_size.py --budget cpu --out-dir docs
 
 writes ``<out-dir>/gain_vs_size.md`` and ``<out-dir>/gain_vs_size.png`` and
 prints the table. Sizes whose runs are missing show "not run". Nothing is
@@ -27,7 +27,7 @@ from cocodiff_mm.utils.outputs import check_writable  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('sizes', help='sizes file (e.g. configs/studies/'
+    parser.add_argument('sizes', help='sizes file (e.g. configs/analysis/'
                         'utd_mhad_gain_vs_size.py)')
     parser.add_argument(
         '--budget', default='cpu',

@@ -4,7 +4,7 @@
 # size's study must have been run and tested first (tools/study.py SPEC
 # --budget cpu, then --test). Regenerate docs/gain_vs_size.md and
 # docs/gain_vs_size.png with
-#   python tools/analysis/gain_vs_size.py configs/studies/utd_mhad_gain_vs_size.py --budget cpu --out-dir docs
+#   python tools/analysis/gain_vs_size.py configs/analysis/utd_mhad_gain_vs_size.py --budget cpu --out-dir docs
 # Roles: baseline (CTR-GCN), cocodiff (the shipped defaults, MiniLM texts),
 # class_codes (an untrained text encoder: fixed per-class codes). Clips per
 # class are computed from each baseline's training split, not listed here.
