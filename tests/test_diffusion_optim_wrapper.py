@@ -19,13 +19,15 @@ DIFFUSION_PREFIXES = ('cls_head.denoiser.', 'cls_head.projection.',
 
 
 @pytest.fixture(scope='module')
-def cfg() -> Config:
+def cfg(tmp_path_factory) -> Config:
     init_default_scope('mmaction')
     cfg = Config.fromfile(CONFIG)
     cfg.model.backbone.base_channels = 8
     cfg.model.cls_head.in_channels = 32
     cfg.model.cls_head.text_bank.encoder = 'random'
-    cfg.model.cls_head.text_bank.cache_dir = None
+    # Encoded once for the module: every model built here reads the file.
+    cfg.model.cls_head.text_bank.cache_dir = str(
+        tmp_path_factory.mktemp('text_banks'))
     cfg.model.cls_head.denoiser.widths = (16, )
     return cfg
 
