@@ -100,13 +100,19 @@ def main() -> int:
         if status:
             return status
     add_guard_hooks(cfg)
+    try:
+        return evaluate(cfg, args)
+    finally:
+        leave_process_group()  # after evaluate(): its Runner is unreachable
+
+
+def evaluate(cfg: Config, args: argparse.Namespace) -> int:
+    """Run the Runner's test loop; write ``--metrics-out`` on rank 0."""
     runner = Runner.from_cfg(cfg)
     try:
         metrics = runner.test()
     except NonFiniteError as error:  # NaN scores: no metrics of them
         return report_error(error, args.debug)
-    finally:
-        leave_process_group()
     if args.metrics_out and runner.rank == 0:
         os.makedirs(
             osp.dirname(osp.abspath(args.metrics_out)), exist_ok=True)

@@ -139,6 +139,7 @@ def main() -> int:
     try:
         return train(cfg, args)
     finally:
+        leave_process_group()  # after train(): its Runner is unreachable
         lock.release()
 
 
@@ -165,8 +166,6 @@ def train(cfg: Config, args: argparse.Namespace) -> int:
             raise
         print(f'error: {error}', file=sys.stderr)
         return 2
-    finally:
-        leave_process_group()
     return 0
 
 

@@ -337,15 +337,22 @@ def add_guard_hooks(cfg: Config) -> None:
 
 
 def leave_process_group() -> None:
-    """Destroy the process group that mmengine's ``init_dist`` created.
+    """Destroy the process group that mmengine's ``init_dist`` created,
+    and release it, while Python is alive.
 
-    mmengine leaves it to interpreter exit, where gloo's worker threads may
-    still hold tensors whose release needs the interpreter being torn down:
-    a rank of a run that succeeded then dies with SIGABRT ("terminate
-    called without an active exception") and torchrun fails the whole run.
-    Destroying it while Python is alive is what torch's docs ask for. No
-    barrier first: a peer that failed would never arrive.
+    mmengine leaves it to interpreter exit, where tearing down gloo's
+    threads aborts the process: a rank of a run that succeeded dies with
+    SIGABRT ("terminate called without an active exception") and torchrun
+    fails the whole run. ``destroy_process_group`` drops the registry's
+    reference, but the Runner's DDP wrapper holds another, and the Runner's
+    reference cycles keep it alive until the interpreter's last collection;
+    so call this once the Runner is unreachable (after the function that
+    made it has returned) and it collects them. No barrier first: a peer
+    that failed would never arrive.
     """
+    import gc
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        gc.collect()
