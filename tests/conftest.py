@@ -289,8 +289,22 @@ def run_tool(*args: str, timeout: int = 600, env: Optional[dict] = None):
     return result
 
 
-#: Tool modules loaded by :func:`run_tool_in_process`, by script path.
+#: Tool modules loaded by :func:`load_tool`, by script path.
 _TOOL_MODULES: Dict[str, object] = {}
+
+
+def load_tool(script: str):
+    """``tools/...py`` (relative to the repository) as a module, loaded
+    once, to call its ``main()`` in this process."""
+    import importlib.util
+
+    if script not in _TOOL_MODULES:
+        spec = importlib.util.spec_from_file_location(
+            f'_tool_{Path(script).stem}', REPO / script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _TOOL_MODULES[script] = module
+    return _TOOL_MODULES[script]
 
 
 def run_tool_in_process(script: str, *args: str,
@@ -311,19 +325,12 @@ def run_tool_in_process(script: str, *args: str,
         subprocess.CompletedProcess: ``returncode``, ``stdout``, ``stderr``.
     """
     import contextlib
-    import importlib.util
     import io
     import subprocess
     import sys
     import traceback
 
-    if script not in _TOOL_MODULES:
-        spec = importlib.util.spec_from_file_location(
-            f'_tool_{Path(script).stem}', REPO / script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _TOOL_MODULES[script] = module
-    main = _TOOL_MODULES[script].main
+    main = load_tool(script).main
     stdout, stderr = io.StringIO(), io.StringIO()
     saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
     os.environ.update(env or {})

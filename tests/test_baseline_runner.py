@@ -1,14 +1,13 @@
 """The stock CTR-GCN baseline through our tools: train, test, distribute."""
 import gc
-import importlib.util
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import read_log, run_dist_train, run_ok, tiny_options
+from conftest import (load_tool, read_log, run_dist_train, run_ok,
+                      tiny_options)
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 
@@ -59,15 +58,6 @@ def test_dist_train_two_cpu_processes(ntu60_pickle, tmp_path):
     assert (work / 'epoch_1.pth').is_file()
 
 
-def load_tool(name: str):
-    """``tools/<name>.py`` as a module, to call its ``main()`` in-process."""
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', Path(__file__).parents[1] / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def live_ddp_wrappers() -> int:
     """DDP wrappers alive in this process (each holds a process group)."""
     from torch.nn.parallel import DistributedDataParallel
@@ -101,7 +91,7 @@ def test_a_rank_leaves_its_process_group_before_exit(ntu60_pickle, tmp_path,
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=2'])
     gc.collect()
     assert live_ddp_wrappers() == 0
-    assert load_tool('train').main() == 0
+    assert load_tool('tools/train.py').main() == 0
     # Destroyed, and released: the DDP wrapper (which holds the group) went
     # with the Runner's reference cycles before the tool returned.
     assert not dist.is_initialized() and live_ddp_wrappers() == 0
@@ -109,5 +99,5 @@ def test_a_rank_leaves_its_process_group_before_exit(ntu60_pickle, tmp_path,
         'test.py', BASELINE, str(work / 'epoch_1.pth'), '--launcher',
         'pytorch', '--work-dir', str(tmp_path / 'test'), '--cfg-options',
         *tiny_options(ntu60_pickle)])
-    assert load_tool('test').main() == 0
+    assert load_tool('tools/test.py').main() == 0
     assert not dist.is_initialized() and live_ddp_wrappers() == 0

@@ -36,8 +36,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 from ..utils.atomic_write import atomic_write_bytes, atomic_write_text
 from ..utils.config_keys import ConfigError, refuse_unknown_keys
 from ..utils.safe_pickle import safe_pickle_load
-from .study import (StudyRunner, StudySpec, load_study_spec, mean_std,
-                    paired_difference)
+from .study import (StudyRunner, StudySpec, format_paired_difference,
+                    load_study_spec, mean_std, paired_difference, points)
 
 PathLike = Union[str, os.PathLike]
 
@@ -322,28 +322,11 @@ def collect_gains(sizes: Sequence[Size], budget: str,
     return [collect_size(size, budget, root) for size in sizes]
 
 
-def _points(value: float) -> float:
-    """A fraction as points rounded to 0.1, without a negative zero."""
-    return round(100 * value, 1) + 0.0
-
-
-def _format_diff(diff: Dict) -> str:
-    """``+5.0 ± 5.0 (2/3, p 0.23)``: points, wins / seeds, paired t test."""
-    if diff['p'] is None:
-        p = ''
-    elif diff['p'] < 0.01:
-        p = ', p < 0.01'
-    else:
-        p = f', p {diff["p"]:.2f}'
-    return (f'{_points(diff["mean"]):+.1f} ± {_points(diff["std"]):.1f} '
-            f'({diff["wins"]}/{diff["n"]}{p})')
-
-
 def _format_per_seed(diffs: Dict[int, float]) -> str:
     """``s0 +5.0, s1 +10.0``, or ``—`` without seeds."""
     if not diffs:
         return '—'
-    return ', '.join(f's{seed} {_points(value):+.1f}'
+    return ', '.join(f's{seed} {points(value):+.1f}'
                      for seed, value in sorted(diffs.items()))
 
 
@@ -401,7 +384,7 @@ def format_gain_table(gains: Sequence[SizeGains]) -> str:
         cells = []
         for key, role, reference in COMPARISONS:
             diff = g.diffs[key]
-            cells.append(_format_diff(diff) if diff is not None else
+            cells.append(format_paired_difference(diff) if diff is not None else
                          _missing(g, [role, reference]))
         per_seed = [_format_per_seed(g.per_seed[key])
                     for key, _, _ in COMPARISONS]

@@ -633,11 +633,23 @@ def _percent(values: Sequence[float]) -> str:
     return f'{mean:.1f} ± {std:.1f}'
 
 
-def _delta(diff: Optional[Dict]) -> str:
+def points(value: float) -> float:
+    """A fraction as points rounded to 0.1, without a negative zero."""
+    return round(100 * value, 1) + 0.0
+
+
+def format_paired_difference(diff: Optional[Dict]) -> str:
+    """``+5.0 ± 5.0 (2/3, p 0.23)``: a :func:`paired_difference` in
+    points, wins / seeds and the paired t test; ``—`` for None."""
     if diff is None:
         return '—'
-    p = '' if diff.get('p') is None else f', p {diff["p"]:.2f}'
-    return (f'{100 * diff["mean"]:+.1f} ± {100 * diff["std"]:.1f} '
+    if diff.get('p') is None:
+        p = ''
+    elif diff['p'] < 0.01:
+        p = ', p < 0.01'
+    else:
+        p = f', p {diff["p"]:.2f}'
+    return (f'{points(diff["mean"]):+.1f} ± {points(diff["std"]):.1f} '
             f'({diff["wins"]}/{diff["n"]}{p})')
 
 
@@ -678,9 +690,9 @@ def format_study_table(spec: StudySpec, budget: Budget,
         is_base = arm.name == spec.baseline
         lines.append(
             f'| {arm.name} | {len(runs)} | {_percent(list(val.values()))} | '
-            f'{"—" if is_base else _delta(paired_difference(val, base_val))}'
+            f'{"—" if is_base else format_paired_difference(paired_difference(val, base_val))}'
             f' | {_percent(list(test.values())) if test else "—"} | '
-            f'{"—" if is_base or not test else _delta(paired_difference(test, base_test))}'  # noqa: E501
+            f'{"—" if is_base or not test else format_paired_difference(paired_difference(test, base_test))}'  # noqa: E501
             f' | {minutes[0]:.1f} | {diag} |')
     described = [a for a in spec.arms if a.description]
     if described:
