@@ -44,6 +44,48 @@ def parameters_without_gradient(model) -> list:
             or p.grad.abs().sum() == 0]
 
 
+def _named_instance_classes():
+    """mmengine's classes that keep one instance per name, but the default
+    scope (module-level builds rely on the 'mmaction' scope staying)."""
+    from mmengine.registry import DefaultScope
+    from mmengine.utils import ManagerMixin
+    found, todo = [], [ManagerMixin]
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls is not ManagerMixin and cls is not DefaultScope:
+            found.append(cls)
+    return found
+
+
+@pytest.fixture(scope='session', autouse=True)
+def own_logger_and_message_hub():
+    """Each Runner a test builds gets its own logger, message hub and
+    visualizer.
+
+    mmengine keys them by experiment name, the config's name plus a
+    timestamp to the second, and hands an existing one back: a Runner built
+    in the same second as an earlier one (in the same test, or the previous
+    test's) wrote its log into the earlier work dir and read the earlier
+    runtime info. The tools build one Runner per process, so only the tests
+    need this; forgetting the instances before each Runner is built makes
+    each name new again.
+    """
+    from mmengine.runner import Runner
+    build = Runner.__init__
+
+    def build_with_own_instances(self, *args, **kwargs):
+        for cls in _named_instance_classes():
+            cls._instance_dict.clear()
+        build(self, *args, **kwargs)
+
+    # Session-wide: module-scoped fixtures build Runners before any
+    # function-scoped fixture is set up.
+    Runner.__init__ = build_with_own_instances
+    yield
+    Runner.__init__ = build
+
+
 def pytest_addoption(parser):
     parser.addoption(
         '--runslow',
