@@ -127,8 +127,8 @@ def single_thread():
 
 def shared_data_dir() -> Path:
     """The real data folder (``COCODIFF_SHARED_DATA`` or ../shared/data)."""
-    return Path(
-        os.environ.get('COCODIFF_SHARED_DATA', REPO.parent / 'shared' / 'data'))
+    return Path(os.environ.get('COCODIFF_SHARED_DATA',
+                               REPO.parent / 'shared' / 'data'))
 
 
 def make_skeleton_annotations(num_classes: int,

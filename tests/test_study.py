@@ -6,6 +6,7 @@ import pickle
 import platform
 import shutil
 import textwrap
+import time
 
 import pytest
 import torch
@@ -237,6 +238,40 @@ def test_seeds_option_runs_and_tests_only_those_seeds(tmp_path):
     with pytest.raises(StudySpecError, match=r'seeds \[7\] are not in '
                        r"budget 'cpu'; its seeds: \[0, 1, 2\]"):
         StudyRunner(spec, 'cpu', work, str(REPO), seeds=[1, 7])
+
+
+def test_training_time_survives_a_killed_study(tmp_path):
+    """The time a training has spent is on disk while it still runs (a
+    study killed then keeps it), and the resumed run adds to it."""
+    spec = baseline_and_cocodiff_spec(tmp_path, seeds=[0])
+    timing = tmp_path / 'runs' / 'baseline' / 'seed0' / 'train_seconds.json'
+    saved_while_running = []
+    leave_checkpoint = fake_tools([])
+
+    def killed(command, log_path):
+        time.sleep(0.5)
+        saved_while_running.append(json.loads(timing.read_text())['seconds'])
+        raise KeyboardInterrupt  # the study process dies mid-training
+
+    def resumed(command, log_path):
+        if command[1] == 'tools/train.py':
+            time.sleep(0.2)
+        return leave_checkpoint(command, log_path)
+
+    runner = StudyRunner(spec, 'cpu', str(tmp_path / 'runs'), str(REPO),
+                         execute=killed, echo=lambda _: None)
+    runner.timing_every = 0.1
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_all(['baseline'])
+    assert 0.3 < saved_while_running[0] < 0.5
+    first_try = json.loads(timing.read_text())['seconds']
+    assert first_try >= 0.5
+    runner.execute = resumed
+    runner.run_all(['baseline'])
+    seconds = runner.read_result(spec.arm('baseline'), 0)['train_seconds']
+    # Both tries, and not the validation that follows the training.
+    assert first_try + 0.2 <= seconds < first_try + 0.2 + 0.1
+    assert json.loads(timing.read_text())['seconds'] == seconds
 
 
 def test_a_finished_run_whose_config_changed_is_refused(tmp_path):

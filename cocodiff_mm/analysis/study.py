@@ -16,6 +16,7 @@ stale run instead of counting it. Each result also records the machine it
 trained on (:func:`machine_info`).
 """
 import argparse
+import contextlib
 import copy
 import glob
 import hashlib
@@ -26,9 +27,10 @@ import os.path as osp
 import platform
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ..utils.atomic_write import atomic_write_json, atomic_write_text
 from ..utils.checks import check_int, is_int
@@ -193,6 +195,48 @@ def load_study_spec(path: str, root: str = '.') -> StudySpec:
     return spec
 
 
+@contextlib.contextmanager
+def stopwatch(path: str, every: float) -> Iterator[Callable[[], float]]:
+    """Add the time spent in the block to the seconds saved in ``path``.
+
+    The sum is saved every ``every`` seconds while the block runs, not only
+    at its end: a study killed mid-training (the end of a session) keeps
+    the time that training had spent, and its resumed run adds to it.
+
+    Args:
+        path (str): A JSON file ``{"seconds": ...}`` (made if missing).
+        every (float): Seconds between two saves.
+
+    Yields:
+        callable: Returns the seconds so far, earlier tries included.
+    """
+    before = 0.0
+    if osp.isfile(path):  # time of earlier, interrupted tries
+        with open(path) as file:
+            before = json.load(file)['seconds']
+    start = time.perf_counter()
+    stopped: List[float] = []  # the end of the block, once it has ended
+    done = threading.Event()
+
+    def spent() -> float:
+        end = stopped[0] if stopped else time.perf_counter()
+        return before + end - start
+
+    def keep_saving() -> None:
+        while not done.wait(every):
+            atomic_write_json(path, dict(seconds=spent()))
+
+    saver = threading.Thread(target=keep_saving, daemon=True)
+    saver.start()
+    try:
+        yield spent
+    finally:
+        done.set()
+        saver.join()
+        stopped.append(time.perf_counter())
+        atomic_write_json(path, dict(seconds=spent()))
+
+
 def machine_info(python: str = sys.executable) -> Dict:
     """The CPU and the torch thread count of a training run started here.
 
@@ -279,6 +323,9 @@ class StudyRunner:
             cores); the table still covers all of them. Defaults to None
             (all).
     """
+
+    #: Seconds between two saves of a training's time so far.
+    timing_every = 60.0
 
     def __init__(self,
                  spec: StudySpec,
@@ -512,14 +559,9 @@ class StudyRunner:
         os.makedirs(run_dir, exist_ok=True)
         log_path = osp.join(run_dir, 'study.log')
         timing_path = osp.join(run_dir, 'train_seconds.json')
-        spent = 0.0
-        if osp.isfile(timing_path):  # time of earlier, interrupted tries
-            with open(timing_path) as file:
-                spent = json.load(file)['seconds']
-        start = time.perf_counter()
-        status = self.execute(self.train_command(arm, seed), log_path)
-        spent += time.perf_counter() - start
-        atomic_write_json(timing_path, dict(seconds=spent))
+        command = self.train_command(arm, seed)
+        with stopwatch(timing_path, self.timing_every) as spent:
+            status = self.execute(command, log_path)
         if status != 0:
             raise RuntimeError(f'{arm.name} seed {seed}: training exited '
                                f'{status}; see {log_path}')
@@ -540,7 +582,7 @@ class StudyRunner:
             config_digest=self.config_digest(arm),
             checkpoint=checkpoint,
             val=val,
-            train_seconds=spent,
+            train_seconds=spent(),
             machine=self.machine(),
             diagnostics=last_diagnostics(train_dir))
         atomic_write_json(self.result_path(arm, seed), result)
@@ -688,12 +730,14 @@ def format_study_table(spec: StudySpec, budget: Budget,
         minutes = mean_std([r['train_seconds'] / 60 for r in runs.values()])
         diag = _diagnostic_columns(runs)
         is_base = arm.name == spec.baseline
+        delta_val = '—' if is_base else format_paired_difference(
+            paired_difference(val, base_val))
+        delta_test = '—' if is_base or not test else \
+            format_paired_difference(paired_difference(test, base_test))
         lines.append(
             f'| {arm.name} | {len(runs)} | {_percent(list(val.values()))} | '
-            f'{"—" if is_base else format_paired_difference(paired_difference(val, base_val))}'
-            f' | {_percent(list(test.values())) if test else "—"} | '
-            f'{"—" if is_base or not test else format_paired_difference(paired_difference(test, base_test))}'  # noqa: E501
-            f' | {minutes[0]:.1f} | {diag} |')
+            f'{delta_val} | {_percent(list(test.values())) if test else "—"}'
+            f' | {delta_test} | {minutes[0]:.1f} | {diag} |')
     described = [a for a in spec.arms if a.description]
     if described:
         lines += ['', 'Arms:'] + [f'- `{a.name}`: {a.description}'
