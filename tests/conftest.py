@@ -8,6 +8,12 @@ import numpy as np
 import pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
+# One OpenMP thread for torch here and in every tool the tests start (they
+# inherit it), set before torch is imported: with the suite's tiny tensors
+# the threads' start-up and spinning cost more than they share, and on a
+# CPU shared with other work they run many times slower. OMP_NUM_THREADS
+# given to pytest wins.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 from cocodiff_mm import runtime  # noqa: E402  (import fixes first)
 
@@ -107,22 +113,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if 'slow' in item.keywords:
             item.add_marker(skip)
-
-
-@pytest.fixture(scope='module')
-def single_thread():
-    """One intra-op thread for a module, restored afterwards.
-
-    With tiny tensors on a shared, oversubscribed CPU, torch's OpenMP
-    threads spin and small convolutions run many times slower. Use with
-    ``pytestmark = pytest.mark.usefixtures('single_thread')``.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def shared_data_dir() -> Path:
@@ -430,7 +420,7 @@ def run_dist_train(config: str, processes: int, *args: str,
         sock.bind(('127.0.0.1', 0))
         port = sock.getsockname()[1]
     env = dict(os.environ, HF_HUB_OFFLINE='1', PYTHON=sys.executable,
-               PORT=str(port), OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
+               PORT=str(port), PYTHONWARNINGS='ignore')
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', config, str(processes), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)

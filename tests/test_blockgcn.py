@@ -36,7 +36,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 init_default_scope('mmaction')
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def build_recognizer(graph_cfg: dict = None, num_classes: int = 60,

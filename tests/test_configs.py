@@ -43,7 +43,6 @@ COCODIFF_KEYS = ('loss_cls', 'loss_gen_cls', 'loss_rec', 'loss_con',
 init_default_scope('mmaction')
 
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 @functools.lru_cache(maxsize=None)

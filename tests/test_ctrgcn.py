@@ -28,7 +28,6 @@ NTU_GRAPH = dict(layout='nturgb+d', mode='spatial')
 init_default_scope('mmaction')
 
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def build_recognizer(graph_cfg: dict = None, num_classes: int = 60,

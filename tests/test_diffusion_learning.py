@@ -14,9 +14,8 @@ SPREAD = 0.3
 
 
 @pytest.fixture(scope='module')
-def trained(single_thread):
-    """Fit the denoiser once for every test of this file (tiny tensors: one
-    intra-op thread, see conftest's ``single_thread``)."""
+def trained():
+    """Fit the denoiser once for every test of this file."""
     return _train()
 
 

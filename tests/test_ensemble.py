@@ -45,7 +45,6 @@ def dumps(tmp_path_factory) -> Dict[str, Any]:
             if 'P002' in n or ('P004' in n and int(n[-3:]) <= 30)
         ])
     ann = write_pickle(root / 'ntu60_3d.pkl', data)
-    env = {'OMP_NUM_THREADS': '1'}
     run_ok('tools/train.py',
            JOINT,
            '--work-dir',
@@ -55,8 +54,7 @@ def dumps(tmp_path_factory) -> Dict[str, Any]:
            '--cfg-options',
            *tiny_options(ann),
            'train_cfg.max_epochs=1',
-           'train_cfg.val_interval=10',
-           env=env)
+           'train_cfg.val_interval=10')
     checkpoint = str(root / 'train' / 'epoch_1.pth')
     paths = dict(j=root / 'j.pkl', b=root / 'b.pkl')
     for config, stream in ((JOINT, 'j'), (BONE, 'b')):
@@ -66,8 +64,7 @@ def dumps(tmp_path_factory) -> Dict[str, Any]:
                '--dump',
                str(paths[stream]),
                '--cfg-options',
-               *tiny_options(ann),
-               env=env)
+               *tiny_options(ann))
     paths['val_names'] = data['split']['xsub_val']
     paths['labels'] = {s['frame_dir']: s['label'] for s in data['annotations']}
     return paths

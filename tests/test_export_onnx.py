@@ -19,7 +19,6 @@ import torch
 
 from conftest import REPO, run_ok, run_tool, tiny_options
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 COCODIFF = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
@@ -31,15 +30,13 @@ MODEL_OPTIONS = ('model.backbone.base_channels=8',
 #: Export dummy input: (1, 2, 16, 25, 3). Checks use other N, M and T.
 EXPORT_ARGS = ('--num-frames', '16', '--num-person', '2')
 OTHER_SHAPES = ((3, 1, 40, 25, 3), (2, 3, 9, 25, 3))
-ENV = dict(OMP_NUM_THREADS='1')
 #: ``MODEL_OPTIONS`` without the BN change, for in-process builds.
 TINY = {'model.backbone.base_channels': 8, 'model.cls_head.in_channels': 32}
 
 
 def _train(config, work_dir, *options):
     run_ok('tools/train.py', config, '--work-dir', str(work_dir),
-           '--cfg-options', *options, 'model.backbone.data_bn_type=VC',
-           env=ENV)
+           '--cfg-options', *options, 'model.backbone.data_bn_type=VC')
     return work_dir / (work_dir / 'last_checkpoint').read_text().strip()
 
 
@@ -63,7 +60,7 @@ def _export(config, checkpoint, output_file):
     """Run the CLI; return its result (asserting exit 0)."""
     return run_ok(EXPORT, config, str(checkpoint), '--output-file',
                   str(output_file), *EXPORT_ARGS, '--cfg-options',
-                  *MODEL_OPTIONS, env=ENV)
+                  *MODEL_OPTIONS)
 
 
 @pytest.fixture(scope='module')
@@ -172,7 +169,7 @@ def test_mismatched_checkpoint_exits_2_in_one_line(baseline_checkpoint,
     # The checkpoint has the persons-shared data BN; the config's is 'MVC'.
     result = run_tool(EXPORT, BASELINE, str(baseline_checkpoint),
                       '--output-file', str(output), *EXPORT_ARGS,
-                      '--cfg-options', *MODEL_OPTIONS[:2], env=ENV)
+                      '--cfg-options', *MODEL_OPTIONS[:2])
     assert result.returncode == 2, result.stderr[-2000:]
     (line, ) = [text for text in result.stderr.splitlines()
                 if text.startswith('error:')]

@@ -187,7 +187,7 @@ def test_one_frame_clips_train_with_a_warning(tmp_path):
     result = run_ok('tools/train.py', BASELINE, '--work-dir', str(work_dir),
                     '--cfg-options', *tiny_options(ann_file),
                     'train_cfg.max_epochs=1',
-                    env=dict(PYTHONWARNINGS='default', OMP_NUM_THREADS='1'))
+                    env=dict(PYTHONWARNINGS='default'))
     assert (f'{ann_file}: 2 clip(s) have a single frame (total_frames=1): '
             f'{", ".join(names)}; the model sees a still pose'
             ) in result.stderr
@@ -1169,8 +1169,7 @@ def test_train_takes_over_a_stale_lock_and_releases_it(ntu60_pickle,
     _stale_lock(work, pid)
     result = run_ok('tools/train.py', BASELINE, '--work-dir', str(work),
                     '--cfg-options', *tiny_options(ntu60_pickle),
-                    'train_cfg.max_epochs=1', timeout=300,
-                    env=dict(OMP_NUM_THREADS='1'))
+                    'train_cfg.max_epochs=1', timeout=300)
     assert f'warning: {work}: taking over the lock of pid {pid}' \
         in result.stderr
     assert (work / 'epoch_1.pth').is_file() and not (work / '.lock').exists()

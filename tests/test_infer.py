@@ -23,7 +23,6 @@ from cocodiff_mm.apis import (ClipInputError, choose_class_names,
                               init_inference_model, load_clip)
 from cocodiff_mm.engine.checkpoint_match import CheckpointMismatchError
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 COCODIFF = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'

@@ -425,7 +425,6 @@ def test_import_applies_only_the_import_fixes_and_setup_is_idempotent():
         lines['NEW'].split(','))
 
 
-@pytest.mark.usefixtures('single_thread')
 def test_building_a_two_stage_loop_changes_no_global_state(
         monkeypatch, tmp_path, ntu60_pickle):
     """The loop only plans stages: the file backend, the checkpoint

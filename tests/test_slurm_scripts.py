@@ -47,7 +47,7 @@ def fake_srun(tmp_path):
                         'SRUN_ARGS', 'PORT', 'MASTER_PORT')}
     env.update(PATH=f'{bin_dir}{os.pathsep}{env["PATH"]}',
                FAKE_SRUN_DIR=str(tmp_path), FAKE_PYTHON=sys.executable,
-               PYTHON=sys.executable, OMP_NUM_THREADS='1',
+               PYTHON=sys.executable,
                HF_HUB_OFFLINE='1', PYTHONWARNINGS='ignore')
     return env, tmp_path
 

@@ -17,7 +17,6 @@ from mmengine.runner import Runner
 from conftest import tiny_options
 from cocodiff_mm.models.diffusion.gaussian_diffusion import GaussianDiffusion
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 CONFIG = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
 
 

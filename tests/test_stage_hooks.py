@@ -39,7 +39,6 @@ from cocodiff_mm.engine.hooks.generation_diagnostics_hook import \
 from cocodiff_mm.utils.config_keys import ConfigError
 from conftest import tiny_options
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 CONFIG = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
 BASE_LR = 0.1  # configs/_base_/ctrgcn_runtime.py
 WARMUP_START = 0.1  # the LinearLR start_factor of the recipe

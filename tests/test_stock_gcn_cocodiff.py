@@ -105,7 +105,7 @@ def test_stock_gcn_trains_all_three_stages(name, ten_class_pickle,
            '--seed', '0', '--cfg-options',
            *stock_tiny_options(ten_class_pickle, short_texts,
                                text_bank_cache),
-           *ONE_EPOCH_PER_STAGE, env=dict(OMP_NUM_THREADS='1'))
+           *ONE_EPOCH_PER_STAGE)
     for stage in (0, 1):
         assert (tmp_path / f'stage{stage}_final.pth').is_file(), stage
     assert (tmp_path / 'epoch_3.pth').is_file()

@@ -10,7 +10,6 @@ from cocodiff_mm.analysis.training_cost import (TrainingCostBenchmark,
                                                 clip_len_of,
                                                 whole_run_estimate)
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 
 def arms(**ratios):

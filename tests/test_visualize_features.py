@@ -27,7 +27,6 @@ from cocodiff_mm.analysis.feature_plots import (confusion_matrix,
 from cocodiff_mm.analysis.feature_report import (DumpError,
                                                  write_per_class_report)
 
-pytestmark = pytest.mark.usefixtures('single_thread')
 
 CONFIG = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
 TOOL = 'tools/analysis/visualize_features.py'
