@@ -11,7 +11,7 @@ import time
 import pytest
 import torch
 
-from conftest import REPO, run_ok, run_tool, tiny_utd_options
+from conftest import REPO, run_tool_in_process, tiny_utd_options
 from cocodiff_mm.analysis.feature_diagnostics import (class_mean_distances,
                                                       class_means, diversity,
                                                       margin)
@@ -439,6 +439,13 @@ def dumped_top1(path, expected_count: int) -> float:
     return hits / expected_count
 
 
+def study_ok(spec_path, *args: str):
+    """``tools/study.py SPEC ARGS`` in this process; it must succeed."""
+    result = run_tool_in_process('tools/study.py', str(spec_path), *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    return result
+
+
 def test_tiny_study_trains_validates_resumes_and_tests_last(
         utd_pickle, tmp_path):
     """Baseline and CoCoDiff, one seed, through the real tools: val first,
@@ -470,13 +477,14 @@ def test_tiny_study_trains_validates_resumes_and_tests_last(
                                 cfg_options={options!r}))
         """)
     work = tmp_path / 'runs'
-    refused = run_tool('tools/study.py', str(spec_path), '--work-root',
-                       str(work), '--test')
+    # The study itself runs in this process (it only starts the tools):
+    # four interpreters fewer.
+    refused = run_tool_in_process('tools/study.py', str(spec_path),
+                                  '--work-root', str(work), '--test')
     assert refused.returncode == 2
     assert 'validation runs not finished: baseline seed 0' in refused.stderr
 
-    result = run_ok('tools/study.py', str(spec_path), '--work-root',
-                    str(work), timeout=900)
+    result = study_ok(spec_path, '--work-root', str(work))
     assert '[2/2] cocodiff seed 0: training' in result.stdout
     base = json.loads((work / 'baseline/seed0/result.json').read_text())
     cocodiff = json.loads((work / 'cocodiff/seed0/result.json').read_text())
@@ -492,12 +500,10 @@ def test_tiny_study_trains_validates_resumes_and_tests_last(
     assert set(cocodiff['diagnostics']) == {'diffusion', 'joint'}
     assert cocodiff['train_seconds'] > 0
 
-    again = run_ok('tools/study.py', str(spec_path), '--work-root',
-                   str(work))
+    again = study_ok(spec_path, '--work-root', str(work))
     assert again.stdout.count('done (skipped)') == 2
 
-    tested = run_ok('tools/study.py', str(spec_path), '--work-root',
-                    str(work), '--test', timeout=600)
+    tested = study_ok(spec_path, '--work-root', str(work), '--test')
     assert tested.stdout.startswith('baseline seed 0: test split')
     for arm in ('baseline', 'cocodiff'):
         result = json.loads((work / arm / 'seed0/result.json').read_text())
