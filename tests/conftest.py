@@ -281,6 +281,22 @@ def tiny_options(ann_file: Path, bank_dir: Optional[Path] = None) -> list:
     return options
 
 
+@pytest.fixture(scope='session')
+def tiny_cocodiff_checkpoint(tmp_path_factory, ntu60_pickle,
+                             text_bank_cache) -> Path:
+    """``epoch_3.pth`` of ``tools/train.py`` on the NTU-60 CoCoDiff config,
+    :func:`tiny_options`, one epoch per stage, seed 0: one training for the
+    tests of what reads a trained CoCoDiff model (its work dir is not
+    theirs to write in)."""
+    work = tmp_path_factory.mktemp('tiny_cocodiff')
+    run_ok('tools/train.py', 'configs/ctrgcn_cocodiff_ntu60_xsub.py',
+           '--work-dir', str(work), '--seed', '0', '--cfg-options',
+           *tiny_options(ntu60_pickle, text_bank_cache),
+           'train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
+           'train_cfg.stage2.epochs=1')
+    return work / 'epoch_3.pth'
+
+
 def tiny_utd_options(ann_file: Path, batch_size: int) -> list:
     """``--cfg-options`` that shrink a UTD-MHAD config to seconds on a CPU:
     8 base channels, 16 frames, no repeats, no worker processes."""

@@ -27,9 +27,6 @@ from cocodiff_mm.engine.checkpoint_match import CheckpointMismatchError
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 COCODIFF = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
 KINETICS = 'configs/ctrgcn_kinetics.py'
-ONE_EPOCH_PER_STAGE = ['train_cfg.stage0.epochs=1',
-                       'train_cfg.stage1.epochs=1',
-                       'train_cfg.stage2.epochs=1']
 #: ``  1. drink water [0]: 0.9120``
 ROW = re.compile(r'^\s*(\d+)\. (.+) \[(\d+)\]: ([0-9.]+)$', re.M)
 
@@ -277,13 +274,12 @@ def test_a_checkpoint_of_another_width_is_refused(baseline, ntu60_pickle,
 
 
 @pytest.fixture(scope='module')
-def cocodiff(tmp_path_factory, ntu60_pickle, text_bank_cache):
+def cocodiff(tmp_path_factory, ntu60_pickle, text_bank_cache,
+             tiny_cocodiff_checkpoint):
     """A CoCoDiff checkpoint (one epoch per stage) and its test dump."""
     work = tmp_path_factory.mktemp('infer_cocodiff')
     options = tiny_options(ntu60_pickle, text_bank_cache)
-    run_ok('tools/train.py', COCODIFF, '--work-dir', str(work), '--seed',
-           '0', '--cfg-options', *options, *ONE_EPOCH_PER_STAGE)
-    checkpoint = work / 'epoch_3.pth'
+    checkpoint = tiny_cocodiff_checkpoint
     run_ok('tools/test.py', COCODIFF, str(checkpoint), '--work-dir',
            str(work / 'test'), '--dump', str(work / 'preds.pkl'),
            '--cfg-options', *options)

@@ -194,14 +194,12 @@ def test_per_class_refuses_dumps_of_other_samples(tmp_path):
 # End to end on a tiny trained CoCoDiff model
 # ----------------------------------------------------------------------
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, ntu60_pickle, text_bank_cache):
+def trained(tmp_path_factory, ntu60_pickle, text_bank_cache,
+            tiny_cocodiff_checkpoint):
     """Checkpoints of a tiny CoCoDiff run and a one-clip test dump."""
-    work = tmp_path_factory.mktemp('vis_train')
+    work = tmp_path_factory.mktemp('vis_test')
     options = tiny_options(ntu60_pickle, text_bank_cache)
-    run_ok('tools/train.py', CONFIG, '--work-dir', str(work), '--seed', '0',
-           '--cfg-options', *options, 'train_cfg.stage0.epochs=1',
-           'train_cfg.stage1.epochs=1', 'train_cfg.stage2.epochs=1')
-    checkpoint = work / 'epoch_3.pth'
+    checkpoint = tiny_cocodiff_checkpoint
     dump = work / 'cocodiff.pkl'
     # One clip, as the tool's val_dataloader reads: same predictions.
     run_ok('tools/test.py', CONFIG, str(checkpoint), '--work-dir',
