@@ -252,6 +252,13 @@ def text_bank_cache() -> Path:
     return path
 
 
+#: ``--cfg-options`` training every stage of a CoCoDiff config for one
+#: epoch: global epochs 1 (stage 0), 2 (stage 1) and 3 (stage 2).
+ONE_EPOCH_PER_STAGE = ('train_cfg.stage0.epochs=1',
+                       'train_cfg.stage1.epochs=1',
+                       'train_cfg.stage2.epochs=1')
+
+
 def tiny_options(ann_file: Path, bank_dir: Optional[Path] = None) -> list:
     """``--cfg-options`` that shrink an NTU config to seconds on a CPU.
 
@@ -282,19 +289,17 @@ def tiny_options(ann_file: Path, bank_dir: Optional[Path] = None) -> list:
 
 
 @pytest.fixture(scope='session')
-def tiny_cocodiff_checkpoint(tmp_path_factory, ntu60_pickle,
-                             text_bank_cache) -> Path:
-    """``epoch_3.pth`` of ``tools/train.py`` on the NTU-60 CoCoDiff config,
-    :func:`tiny_options`, one epoch per stage, seed 0: one training for the
-    tests of what reads a trained CoCoDiff model (its work dir is not
-    theirs to write in)."""
+def tiny_cocodiff_run(tmp_path_factory, ntu60_pickle,
+                      text_bank_cache) -> Path:
+    """The work dir of ``tools/train.py`` on the NTU-60 CoCoDiff config,
+    :func:`tiny_options`, one epoch per stage, seed 0 (``epoch_1.pth`` to
+    ``epoch_3.pth``): one training for the tests of what reads a trained
+    CoCoDiff model or resumes from it. Read it; do not write in it."""
     work = tmp_path_factory.mktemp('tiny_cocodiff')
     run_ok('tools/train.py', 'configs/ctrgcn_cocodiff_ntu60_xsub.py',
            '--work-dir', str(work), '--seed', '0', '--cfg-options',
-           *tiny_options(ntu60_pickle, text_bank_cache),
-           'train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
-           'train_cfg.stage2.epochs=1')
-    return work / 'epoch_3.pth'
+           *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_PER_STAGE)
+    return work
 
 
 def tiny_utd_options(ann_file: Path, batch_size: int) -> list:

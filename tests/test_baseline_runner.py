@@ -80,10 +80,9 @@ def test_a_rank_leaves_its_process_group_before_exit(ntu60_pickle, tmp_path,
                            MASTER_ADDR='127.0.0.1',
                            MASTER_PORT=str(port)).items():
         monkeypatch.setenv(key, value)
-    # mmengine's set-up exports these for the processes it would start;
-    # undone afterwards so that later tests' subprocesses keep their threads.
-    for key in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS'):
-        monkeypatch.delenv(key, raising=False)
+    # mmengine's distributed set-up exports MKL_NUM_THREADS=1 when it is
+    # unset (OMP_NUM_THREADS is conftest's): set here, so that it is undone.
+    monkeypatch.setenv('MKL_NUM_THREADS', '1')
     work = tmp_path / 'work'
     monkeypatch.setattr(sys, 'argv', [
         'train.py', BASELINE, '--launcher', 'pytorch', '--work-dir',

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, run_ok, run_tool, tiny_options
+from conftest import ONE_EPOCH_PER_STAGE, REPO, run_ok, run_tool, tiny_options
 
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
@@ -52,8 +52,7 @@ def cocodiff_checkpoint(tmp_path_factory, ntu60_pickle, text_bank_cache):
     work_dir = tmp_path_factory.mktemp('onnx_cocodiff')
     return _train(COCODIFF, work_dir,
                   *tiny_options(ntu60_pickle, text_bank_cache),
-                  'train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
-                  'train_cfg.stage2.epochs=1')
+                  *ONE_EPOCH_PER_STAGE)
 
 
 def _export(config, checkpoint, output_file):

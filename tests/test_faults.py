@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import (REPO, make_skeleton_annotations, read_log, run_ok,
-                      run_tool, run_tool_in_process, tiny_options,
-                      write_ddp_checkpoint, write_pickle)
+from conftest import (ONE_EPOCH_PER_STAGE, REPO, make_skeleton_annotations,
+                      read_log, run_ok, run_tool, run_tool_in_process,
+                      tiny_options, write_ddp_checkpoint, write_pickle)
 
 BASELINE = 'configs/ctrgcn_ntu60_xsub.py'
 COCODIFF = 'configs/ctrgcn_cocodiff_ntu60_xsub.py'
@@ -677,10 +677,6 @@ def test_train_refuses_an_annotation_pickle_that_would_run_code(tmp_path):
 # No silently wrong result: non-finite losses, weights and scores stop the
 # run in one line, and --resume refuses a run of another plan or model
 # --------------------------------------------------------------------------
-#: Every stage of the CoCoDiff config for one epoch: 1 stage 0, 2 stage 1,
-#: 3 stage 2 (global, 1-based).
-ONE_EPOCH_STAGES = ['train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
-                    'train_cfg.stage2.epochs=1']
 FIRST_BACKBONE_PARAM = 'backbone.data_bn.weight'
 
 
@@ -736,7 +732,7 @@ def test_a_non_finite_loss_stops_training_in_one_line(
     error = one_error_line(run_tool(
         'tools/train.py', str(config), '--work-dir', str(work),
         '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
-        *ONE_EPOCH_STAGES, env=dict(PYTHONPATH=str(HELPERS))))
+        *ONE_EPOCH_PER_STAGE, env=dict(PYTHONPATH=str(HELPERS))))
     assert error.startswith(
         'error: non-finite loss in stage 1 (diffusion on the frozen GCN), '
         'epoch 2 (epoch 1/1 of the stage), iteration 1/'), error
@@ -760,7 +756,7 @@ NAN_WEIGHT_CASES = {
     # turns NaN without any loss doing so.
     'stage_final': (
         COCODIFF, 'cls_head.denoiser.in_proj.weight', 1,
-        [*ONE_EPOCH_STAGES, 'default_hooks.checkpoint.interval=10'], [],
+        [*ONE_EPOCH_PER_STAGE, 'default_hooks.checkpoint.interval=10'], [],
         'error: non-finite weights after stage 0 (baseline GCN), epoch 1 '
         '(epoch 1/1 of the stage): cls_head.denoiser.in_proj.weight'),
 }
@@ -829,16 +825,6 @@ def test_a_checkpoint_of_nan_weights_is_refused_when_loaded(
     assert_no_work_dir(tmp_path / 'work')
 
 
-@pytest.fixture(scope='module')
-def cocodiff_run(tmp_path_factory, ntu60_pickle, text_bank_cache) -> Path:
-    """Work dir of the tiny CoCoDiff config, one epoch per stage."""
-    work = tmp_path_factory.mktemp('cocodiff_one_epoch_stages')
-    run_ok('tools/train.py', COCODIFF, '--work-dir', str(work),
-           '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
-           *ONE_EPOCH_STAGES)
-    return work
-
-
 def _copy_run(source: Path, target: Path) -> Dict[str, bytes]:
     """Copy a work dir's checkpoints; returns their bytes by name."""
     target.mkdir()
@@ -850,16 +836,16 @@ def _copy_run(source: Path, target: Path) -> Dict[str, bytes]:
 
 
 def test_resume_with_another_stage_plan_is_refused(
-        cocodiff_run, ntu60_pickle, text_bank_cache, tmp_path):
+        tiny_cocodiff_run, ntu60_pickle, text_bank_cache, tmp_path):
     """Longer stage 0 on --resume: refused, saying what differs and the way
     out; nothing in the work dir is touched (it went back to stage 0 on a
     model whose stage 1 had run and overwrote both stage finals)."""
     work = tmp_path / 'work'
-    before = _copy_run(cocodiff_run, work)
+    before = _copy_run(tiny_cocodiff_run, work)
     error = one_error_line(run_tool(
         'tools/train.py', COCODIFF, '--work-dir', str(work), '--resume',
         '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
-        *ONE_EPOCH_STAGES, 'train_cfg.stage0.epochs=2'))
+        *ONE_EPOCH_PER_STAGE, 'train_cfg.stage0.epochs=2'))
     assert error.startswith(
         f'error: --resume {work / "epoch_3.pth"}: the checkpoint was '
         'trained with another plan or model: plan.stage0.end: 1 '
@@ -869,12 +855,12 @@ def test_resume_with_another_stage_plan_is_refused(
     assert not list(work.glob('*/*.log'))
 
 
-def test_resume_with_another_model_is_refused(cocodiff_run, ntu60_pickle,
+def test_resume_with_another_model_is_refused(tiny_cocodiff_run, ntu60_pickle,
                                               text_bank_cache, tmp_path):
     error = one_error_line(run_tool(
         'tools/train.py', COCODIFF, '--work-dir', str(tmp_path / 'work'),
-        '--resume', str(cocodiff_run / 'epoch_2.pth'), '--cfg-options',
-        *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_STAGES,
+        '--resume', str(tiny_cocodiff_run / 'epoch_2.pth'), '--cfg-options',
+        *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_PER_STAGE,
         *WIDER))
     assert 'model.backbone.base_channels: 8 (checkpoint) vs 16 (config)' \
         in error and 'model.cls_head.in_channels: 32 (checkpoint) vs 64 ' \
@@ -882,14 +868,14 @@ def test_resume_with_another_model_is_refused(cocodiff_run, ntu60_pickle,
     assert_no_work_dir(tmp_path / 'work')
 
 
-def test_replan_resumes_into_the_new_plan(cocodiff_run, ntu60_pickle,
+def test_replan_resumes_into_the_new_plan(tiny_cocodiff_run, ntu60_pickle,
                                           text_bank_cache, tmp_path):
     """The way out: --replan continues under the new plan, and the new
     checkpoints record it."""
     work = tmp_path / 'work'
     run_ok('tools/train.py', COCODIFF, '--work-dir', str(work), '--resume',
-           str(cocodiff_run / 'epoch_2.pth'), '--replan', '--cfg-options',
-           *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_STAGES,
+           str(tiny_cocodiff_run / 'epoch_2.pth'), '--replan', '--cfg-options',
+           *tiny_options(ntu60_pickle, text_bank_cache), *ONE_EPOCH_PER_STAGE,
            'train_cfg.stage2.epochs=2')
     log = read_log(work)
     assert 'Stage 2 (fresh GCN + fine-tuned diffusion): epoch 2/2' in log
@@ -943,9 +929,6 @@ def test_train_non_strict_loads_another_width_anyway(checkpoint,
 # Every config and command-line value is checked before the Runner: one
 # ConfigError line, exit 2, the key named, no work dir (issue 24)
 # --------------------------------------------------------------------------
-#: Short stages, so a run that is not refused would end in seconds.
-SHORT_STAGES = ['train_cfg.stage0.epochs=1', 'train_cfg.stage1.epochs=1',
-                'train_cfg.stage2.epochs=1']
 
 #: --cfg-options of the CoCoDiff config -> fragments of the error line. The
 #: first six were found by the issue; the others are new cases of the same
@@ -1004,7 +987,7 @@ def test_a_bad_config_value_is_one_line_before_the_work_dir(
     result = run_tool_in_process(
         'tools/train.py', COCODIFF, '--work-dir', str(work_dir),
         '--cfg-options', *tiny_options(ntu60_pickle, text_bank_cache),
-        *SHORT_STAGES, option)
+        *ONE_EPOCH_PER_STAGE, option)  # a run not refused ends in seconds
     error = one_error_line(result)
     assert error.startswith(f'error: {COCODIFF}: '), error
     for fragment in fragments:

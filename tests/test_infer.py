@@ -275,11 +275,11 @@ def test_a_checkpoint_of_another_width_is_refused(baseline, ntu60_pickle,
 
 @pytest.fixture(scope='module')
 def cocodiff(tmp_path_factory, ntu60_pickle, text_bank_cache,
-             tiny_cocodiff_checkpoint):
+             tiny_cocodiff_run):
     """A CoCoDiff checkpoint (one epoch per stage) and its test dump."""
     work = tmp_path_factory.mktemp('infer_cocodiff')
     options = tiny_options(ntu60_pickle, text_bank_cache)
-    checkpoint = tiny_cocodiff_checkpoint
+    checkpoint = tiny_cocodiff_run / 'epoch_3.pth'
     run_ok('tools/test.py', COCODIFF, str(checkpoint), '--work-dir',
            str(work / 'test'), '--dump', str(work / 'preds.pkl'),
            '--cfg-options', *options)

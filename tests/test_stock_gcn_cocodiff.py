@@ -22,8 +22,8 @@ import torch
 import cocodiff_mm  # noqa: F401,I001  (runtime fixes before mmaction2)
 from mmengine.config import Config
 
-from conftest import (REPO, make_skeleton_annotations, read_log, run_ok,
-                      write_pickle)
+from conftest import (ONE_EPOCH_PER_STAGE, REPO, make_skeleton_annotations,
+                      read_log, run_ok, write_pickle)
 
 CONFIGS = {
     'stgcnpp': 'configs/stgcnpp_cocodiff_ntu60_xsub.py',
@@ -31,9 +31,6 @@ CONFIGS = {
 }
 #: Base channels of the shrunk backbones, and their output channels.
 SMALL_BASE, SMALL_OUT = 8, 32
-ONE_EPOCH_PER_STAGE = ['train_cfg.stage0.epochs=1',
-                       'train_cfg.stage1.epochs=1',
-                       'train_cfg.stage2.epochs=1']
 STAGE2_KEYS = {'loss', 'loss_cls', 'loss_gen_cls', 'loss_rec', 'loss_con',
                'acc_generated', 'ce_generated'}
 

@@ -195,11 +195,11 @@ def test_per_class_refuses_dumps_of_other_samples(tmp_path):
 # ----------------------------------------------------------------------
 @pytest.fixture(scope='module')
 def trained(tmp_path_factory, ntu60_pickle, text_bank_cache,
-            tiny_cocodiff_checkpoint):
+            tiny_cocodiff_run):
     """Checkpoints of a tiny CoCoDiff run and a one-clip test dump."""
     work = tmp_path_factory.mktemp('vis_test')
     options = tiny_options(ntu60_pickle, text_bank_cache)
-    checkpoint = tiny_cocodiff_checkpoint
+    checkpoint = tiny_cocodiff_run / 'epoch_3.pth'
     dump = work / 'cocodiff.pkl'
     # One clip, as the tool's val_dataloader reads: same predictions.
     run_ok('tools/test.py', CONFIG, str(checkpoint), '--work-dir',
